@@ -1,0 +1,854 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, casper.directus_promote contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: s3_mirror
+short_description: Incremental, safe, parallel S3 bucket-to-bucket mirror
+version_added: 0.1.0
+description:
+  - Makes a target bucket (or prefix) a copy of a source bucket (or prefix) without the target ever missing an
+    object: new and changed objects are copied first, extra objects are deleted only after every copy succeeded.
+  - Objects are compared by size and ETag. When a copy cannot keep the source's ETag (multipart copies and uploads,
+    copies of multipart-uploaded objects, encrypted objects), the source ETag is recorded in the copy's user metadata
+    C(x-amz-meta-mirror-source-etag), so that a second run recognises it as unchanged and sends no write request.
+  - Objects up to O(multipart_threshold) are copied with one server-side C(CopyObject); larger ones with a multipart
+    upload of C(UploadPartCopy) parts. Content-Type, Cache-Control, Content-Disposition, Content-Encoding,
+    Content-Language, Expires, user metadata and tags are identical on the copy on both paths.
+  - Listings are streamed page by page and merged as two sorted streams (S3 returns keys in UTF-8 binary order), so
+    memory holds the actions to execute (about key length + 45 bytes each), never the listings.
+  - Before any change a deletion guard refuses runs that would empty the target from an empty source or delete more
+    than O(max_delete) objects or O(max_delete_percent) percent of the target; the error names the objects.
+author:
+  - casper.directus_promote contributors
+extends_documentation_fragment:
+  - casper.directus_promote.aws
+  - casper.directus_promote.aws.source
+attributes:
+  check_mode:
+    support: full
+    description: Lists both buckets (reads only) and returns the plan a real run would execute; writes nothing.
+  diff_mode:
+    support: full
+    description: Lists the target keys that would be added, updated and deleted, truncated to O(max_keys_returned) with totals.
+  idempotent:
+    support: full
+    description: A second run with an unchanged source reports RV(changed=false) and sends no write request.
+options:
+  source_bucket:
+    description: Name of the bucket to copy from.
+    type: str
+    required: true
+  source_prefix:
+    description:
+      - Only objects under this prefix are mirrored; their keys are remapped to O(target_prefix).
+      - A non-empty prefix is a folder; a missing trailing C(/) is added, so C(a) means C(a/) and never matches C(ab/x).
+    type: str
+    default: ''
+  target_bucket:
+    description: Name of the bucket to copy to.
+    type: str
+    required: true
+  target_prefix:
+    description:
+      - Prefix the objects land under in O(target_bucket). C(a/x) under O(source_prefix=a/) lands at C(b/x) under
+        O(target_prefix=b/). Only target objects under this prefix are compared and pruned.
+      - A missing trailing C(/) is added, as for O(source_prefix).
+    type: str
+    default: ''
+  mode:
+    description:
+      - V(mirror) copies new and changed objects, then deletes target objects absent from the source.
+      - V(copy) only adds and updates; it never deletes.
+      - V(prune) only deletes target objects absent from the source.
+      - Promotions run V(copy) before switching the database and V(prune) after it, so that production never
+        misses an object its database points to.
+    type: str
+    choices: [mirror, copy, prune]
+    default: mirror
+  include:
+    description:
+      - Glob patterns (fnmatch syntax, case-sensitive, C(*) also matches C(/)) on keys relative to the prefix.
+        When given, only matching objects are mirrored. Applied to both buckets.
+    type: list
+    elements: str
+  exclude:
+    description:
+      - Glob patterns of relative keys to leave alone on both sides (neither copied nor deleted). Wins over O(include).
+    type: list
+    elements: str
+  max_delete:
+    description: Refuse to run when more than this many objects would be deleted, unless O(force_delete=true).
+    type: int
+    default: 1000
+  max_delete_percent:
+    description:
+      - Refuse to run when deletions exceed this percentage of the target's objects in scope, unless O(force_delete=true).
+      - Set to V(100) to turn this check off.
+    type: float
+    default: 50
+  allow_empty_source:
+    description:
+      - Allow a run whose source lists no object to delete the target's objects.
+      - Without it, an empty source (a wrong bucket, prefix or credentials) never empties the target.
+    type: bool
+    default: false
+  force_delete:
+    description: Skip the O(max_delete) and O(max_delete_percent) checks (not the empty-source check).
+    type: bool
+    default: false
+  multipart_threshold:
+    description:
+      - Objects larger than this many bytes are copied with a multipart upload instead of one C(CopyObject)
+        (C(CopyObject) cannot copy more than 5 GiB).
+      - At most 5 GiB.
+    type: int
+    default: 5368709120
+  multipart_chunksize:
+    description:
+      - Part size in bytes of multipart copies, at least 5 MiB; grown automatically to stay within 10,000 parts.
+      - With O(copy_method=stream) each worker holds at most one part in memory, and objects larger than one part are
+        uploaded in parts.
+    type: int
+    default: 67108864
+  copy_method:
+    description:
+      - V(server) copies inside S3 (C(CopyObject)/C(UploadPartCopy)) with the target's credentials, which must be
+        able to read the source.
+      - V(stream) reads with the source credentials and writes with the target's (C(GetObject) then C(PutObject) or a
+        multipart upload), holding at most one part per worker in memory. Needed when the target's credentials
+        cannot read the source or the two sides are different services.
+      - V(auto) uses V(stream) when the two sides have different endpoints, V(server) when they share credentials,
+        and otherwise checks with one C(HeadObject) whether the target's credentials can read the source.
+    type: str
+    choices: [auto, server, stream]
+    default: auto
+  workers:
+    description: Number of concurrent requests. The S3 clients' connection pools are sized to match.
+    type: int
+    default: 16
+  max_keys_returned:
+    description: Maximum number of keys in RV(changed_keys), RV(deleted_keys) and in the diff; totals are always returned.
+    type: int
+    default: 1000
+  retry_mode:
+    description: botocore retry mode for transient errors (5xx, C(SlowDown), throttling, connection errors).
+    type: str
+    choices: [adaptive, standard]
+    default: adaptive
+  retry_max_attempts:
+    description: Maximum attempts of one request, including the first, before its object counts as failed.
+    type: int
+    default: 10
+notes:
+  - "Versioned buckets: the current versions of the source are mirrored; a deletion in a versioned target adds a delete
+    marker, so the previous version stays recoverable (and billed) until a lifecycle rule expires it."
+  - Only metadata and content changes that change size or ETag are detected; a metadata-only change of a source
+    object (same content) is not propagated, as with other S3 sync tools.
+  - Server-side encryption of copies follows the target bucket's default encryption. Storage class and ACLs are not copied.
+  - If an object still fails after retries, the module fails listing the failed keys, and nothing is deleted in that run;
+    the next run copies only what is still missing.
+  - Keys are compared in UTF-8 binary order; a listing out of that order (a broken S3-compatible server) fails the
+    run rather than risk deleting objects.
+seealso:
+  - module: casper.directus_promote.cloudfront_invalidate
+"""
+
+EXAMPLES = r"""
+- name: Mirror the staging assets bucket to production
+  casper.directus_promote.s3_mirror:
+    source_bucket: directus-staging
+    target_bucket: directus-prod
+
+- name: Promotion step 1 - add and update assets, delete nothing
+  casper.directus_promote.s3_mirror:
+    source_bucket: acme-staging
+    source_prefix: uploads/
+    target_bucket: acme-prod
+    target_prefix: uploads/
+    mode: copy
+  register: s3_copy
+
+- name: Promotion step 3 - after the database switch, delete what production no longer references
+  casper.directus_promote.s3_mirror:
+    source_bucket: acme-staging
+    source_prefix: uploads/
+    target_bucket: acme-prod
+    target_prefix: uploads/
+    mode: prune
+    max_delete: 200
+  register: s3_prune
+
+- name: Staging and production in different AWS accounts
+  casper.directus_promote.s3_mirror:
+    source_bucket: acme-staging
+    source_access_key: "{{ vault_staging_aws_access_key }}"
+    source_secret_key: "{{ vault_staging_aws_secret_key }}"
+    target_bucket: acme-prod
+    access_key: "{{ vault_prod_aws_access_key }}"
+    secret_key: "{{ vault_prod_aws_secret_key }}"
+    copy_method: auto
+
+- name: Only images, never the thumbnails cache
+  casper.directus_promote.s3_mirror:
+    source_bucket: directus-staging
+    target_bucket: directus-prod
+    include: ["*.jpg", "*.png", "*.webp"]
+    exclude: ["cache/*"]
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any object was copied or deleted (in check mode, whether any would be).
+  returned: always
+  type: bool
+counts:
+  description: What the run did (in check mode, what it would do).
+  returned: always
+  type: dict
+  contains:
+    copied:
+      description: Objects added to the target.
+      type: int
+    updated:
+      description: Target objects replaced because size or ETag differed.
+      type: int
+    deleted:
+      description: Target objects deleted.
+      type: int
+    unchanged:
+      description: Objects already identical.
+      type: int
+    bytes_copied:
+      description: Bytes copied (added and updated objects).
+      type: int
+  sample: {copied: 12, updated: 1, deleted: 3, unchanged: 9984, bytes_copied: 401233}
+changed_keys:
+  description: Full target keys added or updated, at most O(max_keys_returned).
+  returned: always
+  type: list
+  elements: str
+  sample: ["uploads/3f1c.jpg"]
+changed_keys_total:
+  description: Number of target keys added or updated.
+  returned: always
+  type: int
+deleted_keys:
+  description: Full target keys deleted, at most O(max_keys_returned).
+  returned: always
+  type: list
+  elements: str
+deleted_keys_total:
+  description: Number of target keys deleted.
+  returned: always
+  type: int
+keys_truncated:
+  description: Whether RV(changed_keys) or RV(deleted_keys) was truncated.
+  returned: always
+  type: bool
+failed_keys:
+  description: Source keys whose copy (or target keys whose deletion) failed after retries, at most O(max_keys_returned).
+  returned: on failure of some objects
+  type: list
+  elements: str
+plan:
+  description: Summary of the plan (identical in check mode and in a real run).
+  returned: always
+  type: dict
+  sample:
+    mode: mirror
+    source_objects: 10000
+    target_objects: 9990
+    source_bytes: 335544320
+    to_copy: 12
+    to_update: 1
+    to_delete: 3
+    unchanged: 9984
+    bytes_to_copy: 401233
+    bytes_to_delete: 1024
+    unverified: 0
+    copy_method: server
+    ignored_by_mode: {missing_not_copied: 0, changed_not_updated: 0, extra_not_deleted: 0}
+timings:
+  description: Seconds spent listing and planning, verifying, copying, deleting and in total.
+  returned: always
+  type: dict
+  sample: {plan: 0.41, verify: 0.0, copy: 1.2, delete: 0.05, total: 1.7}
+diff:
+  description: Target keys to add, update (before and after) and delete, truncated with totals.
+  returned: in diff mode
+  type: dict
+"""
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from queue import Full, Queue
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.casper.directus_promote.plugins.module_utils.aws import (
+    BOTO3_IMPORT_ERROR,
+    HAS_BOTO3,
+    aws_client,
+    aws_connection_argument_spec,
+    aws_error_code,
+    aws_error_message,
+    connection_params,
+)
+from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import (
+    UPDATE,
+    PlanError,
+    build_diff,
+    build_plan,
+    copy_metadata,
+    delete_guard,
+    iter_listing,
+    key_filter,
+    needs_recorded_etag,
+    normalize_etag,
+    normalize_prefix,
+    part_ranges,
+    plan_key_lists,
+    ranges_overlap,
+    resolve_verified,
+    tagging_header,
+)
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # pragma: no cover - reported through HAS_BOTO3
+    BotoCoreError = ClientError = Exception
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+DELETE_BATCH = 1000
+NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+class ListingError(Exception):
+    def __init__(self, side, bucket, exc):
+        super().__init__(side, bucket, exc)
+        self.side = side
+        self.bucket = bucket
+        self.exc = exc
+
+    def message(self):
+        code = aws_error_code(self.exc)
+        if code == "NoSuchBucket":
+            return "The %s bucket %r does not exist." % (self.side, self.bucket)
+        if code in DENIED:
+            return "Access denied listing the %s bucket %r (%s); check the %s credentials." % (
+                self.side, self.bucket, aws_error_message(self.exc), self.side)
+        return "Cannot list the %s bucket %r: %s" % (self.side, self.bucket, aws_error_message(self.exc))
+
+
+def listing_pages(client, side, bucket, prefix):
+    """ListObjectsV2 pages, one at a time, errors turned into a ListingError."""
+    kwargs = {"Bucket": bucket, "PaginationConfig": {"PageSize": 1000}}
+    if prefix:
+        kwargs["Prefix"] = prefix
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
+            yield page
+    except (BotoCoreError, ClientError) as exc:
+        raise ListingError(side, bucket, exc) from exc
+
+
+_DONE = object()
+
+
+def prefetched(iterable, depth=2):
+    """Iterate ``iterable`` in a thread, ``depth`` items ahead, so both listings load at once."""
+    queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        queue.put((True, item), timeout=0.2)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((True, _DONE))
+        except BaseException as exc:  # pylint: disable=broad-except
+            queue.put((False, exc))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = queue.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+class Runner:
+    """Executes a plan with a thread pool and shared clients."""
+
+    def __init__(self, module, source_client, target_client, method):
+        params = module.params
+        self.module = module
+        self.src = source_client
+        self.tgt = target_client
+        self.method = method
+        self.source_bucket = params["source_bucket"]
+        self.target_bucket = params["target_bucket"]
+        self.source_prefix = normalize_prefix(params["source_prefix"])
+        self.target_prefix = normalize_prefix(params["target_prefix"])
+        self.threshold = params["multipart_threshold"]
+        self.chunksize = params["multipart_chunksize"]
+        self.workers = params["workers"]
+        self.lock = threading.Lock()
+        self.failed = []        # (key, message)
+        self.copied = 0
+        self.updated = 0
+        self.deleted = 0
+        self.bytes_copied = 0
+        self.copied_keys = []
+        self.deleted_keys = []
+        self.limit = params["max_keys_returned"]
+
+    # ------------------------------------------------------------ scheduling
+
+    def run(self, jobs):
+        """Run callables (each returns follow-up callables or None), at most 2 x workers queued."""
+        ready = deque()
+        pending = set()
+        jobs = iter(jobs)
+        exhausted = False
+        inflight = max(2 * self.workers, 4)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while True:
+                while len(pending) < inflight:
+                    if ready:
+                        job = ready.popleft()
+                    elif not exhausted:
+                        job = next(jobs, None)
+                        if job is None:
+                            exhausted = True
+                            continue
+                    else:
+                        break
+                    pending.add(pool.submit(job))
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    follow = future.result()
+                    if follow:
+                        ready.extend(follow)
+
+    def fail(self, key, exc):
+        message = aws_error_message(exc) if isinstance(exc, (BotoCoreError, ClientError)) else str(exc)
+        with self.lock:
+            self.failed.append((key, message))
+
+    def succeeded(self, rel, size, flag):
+        with self.lock:
+            if flag == UPDATE:
+                self.updated += 1
+            else:
+                self.copied += 1
+            self.bytes_copied += size
+            if len(self.copied_keys) < self.limit:
+                self.copied_keys.append(self.target_prefix + rel)
+
+    # ------------------------------------------------------------ copies
+
+    def copy_jobs(self, entries):
+        for rel, size, etag, flag in entries:
+            yield self._object_job(rel, size, etag, flag)
+
+    def _object_job(self, rel, size, etag, flag):
+        def job():
+            try:
+                if self.method == "stream":
+                    return self._stream(rel, size, etag, flag)
+                return self._server(rel, size, etag, flag)
+            except (BotoCoreError, ClientError, OSError, ValueError) as exc:
+                self.fail(self.source_prefix + rel, exc)
+            return None
+        return job
+
+    def _source(self, rel):
+        return {"Bucket": self.source_bucket, "Key": self.source_prefix + rel}
+
+    def _record_in_place(self, tkey, etag):
+        """Rewrite a fresh copy's metadata in place to record the source ETag (its own ETag differs)."""
+        head = self.tgt.head_object(Bucket=self.target_bucket, Key=tkey)
+        self.tgt.copy_object(
+            Bucket=self.target_bucket, Key=tkey, CopySource={"Bucket": self.target_bucket, "Key": tkey},
+            MetadataDirective="REPLACE", TaggingDirective="COPY", **copy_metadata(head, etag, True))
+
+    def _server(self, rel, size, etag, flag):
+        tkey = self.target_prefix + rel
+        if size > self.threshold:
+            head = self.tgt.head_object(**self._source(rel))
+            tags = self.tgt.get_object_tagging(**self._source(rel)).get("TagSet")
+            return self._start_multipart(rel, size, head, tags, flag, stream=False)
+        if needs_recorded_etag(etag, False):
+            head = self.tgt.head_object(**self._source(rel))
+            self.tgt.copy_object(
+                Bucket=self.target_bucket, Key=tkey, CopySource=self._source(rel),
+                MetadataDirective="REPLACE", TaggingDirective="COPY",
+                **copy_metadata(head, head.get("ETag"), True))
+        else:
+            response = self.tgt.copy_object(
+                Bucket=self.target_bucket, Key=tkey, CopySource=self._source(rel),
+                MetadataDirective="COPY", TaggingDirective="COPY")
+            new_etag = normalize_etag(response.get("CopyObjectResult", {}).get("ETag"))
+            if new_etag != etag:
+                self._record_in_place(tkey, etag)
+        self.succeeded(rel, size, flag)
+        return None
+
+    def _stream(self, rel, size, etag, flag):
+        tkey = self.target_prefix + rel
+        if size > min(self.threshold, self.chunksize):
+            head = self.src.head_object(**self._source(rel))
+            tags = self.src.get_object_tagging(**self._source(rel)).get("TagSet")
+            return self._start_multipart(rel, size, head, tags, flag, stream=True)
+        response = self.src.get_object(**self._source(rel))
+        body = response["Body"]
+        try:
+            data = body.read()
+        finally:
+            body.close()
+        src_etag = normalize_etag(response.get("ETag"))
+        record = needs_recorded_etag(src_etag, False)
+        params = copy_metadata(response, src_etag, record)
+        if response.get("TagCount"):
+            params["Tagging"] = tagging_header(self.src.get_object_tagging(**self._source(rel)).get("TagSet"))
+        put = self.tgt.put_object(Bucket=self.target_bucket, Key=tkey, Body=data, **params)
+        if not record and normalize_etag(put.get("ETag")) != src_etag:
+            self._record_in_place(tkey, src_etag)
+        self.succeeded(rel, len(data), flag)
+        return None
+
+    def _start_multipart(self, rel, size, head, tags, flag, stream):
+        tkey = self.target_prefix + rel
+        src_etag = head.get("ETag")
+        params = copy_metadata(head, src_etag, True)
+        if tags:
+            params["Tagging"] = tagging_header(tags)
+        upload = self.tgt.create_multipart_upload(Bucket=self.target_bucket, Key=tkey, **params)
+        state = _Upload(rel, tkey, upload["UploadId"], src_etag, size, flag, part_ranges(size, self.chunksize))
+        return [self._part_job(state, number, byte_range, stream)
+                for number, byte_range in enumerate(state.ranges, start=1)]
+
+    def _part_job(self, state, number, byte_range, stream):
+        def job():
+            if not state.failed:
+                try:
+                    range_header = "bytes=%d-%d" % byte_range
+                    if stream:
+                        response = self.src.get_object(IfMatch=state.src_etag, Range=range_header, **self._source(state.rel))
+                        body = response["Body"]
+                        try:
+                            data = body.read()
+                        finally:
+                            body.close()
+                        part = self.tgt.upload_part(Bucket=self.target_bucket, Key=state.tkey, UploadId=state.upload_id,
+                                                    PartNumber=number, Body=data)
+                        part_etag = part["ETag"]
+                    else:
+                        part = self.tgt.upload_part_copy(
+                            Bucket=self.target_bucket, Key=state.tkey, UploadId=state.upload_id, PartNumber=number,
+                            CopySource=self._source(state.rel), CopySourceRange=range_header,
+                            CopySourceIfMatch=state.src_etag)
+                        part_etag = part["CopyPartResult"]["ETag"]
+                    state.etags[number - 1] = part_etag
+                except (BotoCoreError, ClientError, OSError, ValueError) as exc:
+                    if not state.failed:
+                        state.failed = True
+                        self.fail(self.source_prefix + state.rel, exc)
+            with state.lock:
+                state.remaining -= 1
+                last = state.remaining == 0
+            if last:
+                return [self._finish_job(state)]
+            return None
+        return job
+
+    def _finish_job(self, state):
+        def job():
+            if state.failed:
+                try:
+                    self.tgt.abort_multipart_upload(Bucket=self.target_bucket, Key=state.tkey, UploadId=state.upload_id)
+                except (BotoCoreError, ClientError):
+                    pass
+                return None
+            try:
+                self.tgt.complete_multipart_upload(
+                    Bucket=self.target_bucket, Key=state.tkey, UploadId=state.upload_id,
+                    MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": number}
+                                               for number, etag in enumerate(state.etags, start=1)]})
+            except (BotoCoreError, ClientError) as exc:
+                self.fail(self.source_prefix + state.rel, exc)
+                try:
+                    self.tgt.abort_multipart_upload(Bucket=self.target_bucket, Key=state.tkey, UploadId=state.upload_id)
+                except (BotoCoreError, ClientError):
+                    pass
+                return None
+            self.succeeded(state.rel, state.size, state.flag)
+            return None
+        return job
+
+    # ------------------------------------------------------------ deletes
+
+    def delete_jobs(self, entries):
+        batch = []
+        for rel, _size, _etag, _flag in entries:
+            batch.append(self.target_prefix + rel)
+            if len(batch) == DELETE_BATCH:
+                yield self._delete_job(batch)
+                batch = []
+        if batch:
+            yield self._delete_job(batch)
+
+    def _delete_job(self, keys):
+        def job():
+            try:
+                response = self.tgt.delete_objects(
+                    Bucket=self.target_bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True})
+            except (BotoCoreError, ClientError) as exc:
+                for key in keys:
+                    self.fail(key, exc)
+                return None
+            errors = {error.get("Key"): "%s: %s" % (error.get("Code"), error.get("Message")) for error in response.get("Errors") or []}
+            with self.lock:
+                for key in keys:
+                    if key in errors:
+                        self.failed.append((key, errors[key]))
+                    else:
+                        self.deleted += 1
+                        if len(self.deleted_keys) < self.limit:
+                            self.deleted_keys.append(key)
+            return None
+        return job
+
+
+class _Upload:
+    """State of one multipart copy shared by its part jobs."""
+
+    def __init__(self, rel, tkey, upload_id, src_etag, size, flag, ranges):
+        self.rel = rel
+        self.tkey = tkey
+        self.upload_id = upload_id
+        self.src_etag = src_etag
+        self.size = size
+        self.flag = flag
+        self.ranges = ranges
+        self.etags = [None] * len(ranges)
+        self.remaining = len(ranges)
+        self.failed = False
+        self.lock = threading.Lock()
+
+
+def verify_recorded(module, client, plan, target_bucket, target_prefix, workers):
+    """HeadObject the target objects whose ETag differs at equal size; return {rel: metadata or None}."""
+    recorded = {}
+
+    def head(rel):
+        try:
+            return rel, client.head_object(Bucket=target_bucket, Key=target_prefix + rel).get("Metadata") or {}
+        except ClientError as exc:
+            if aws_error_code(exc) in NOT_FOUND:
+                return rel, None
+            raise
+
+    if not len(plan.verify):
+        return recorded
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for rel, metadata in pool.map(head, (entry[0] for entry in plan.verify)):
+                recorded[rel] = metadata
+    except (BotoCoreError, ClientError) as exc:
+        module.fail_json(msg="Cannot read the metadata of target objects in bucket %r: %s" % (target_bucket, aws_error_message(exc)))
+    return recorded
+
+
+def choose_method(module, target_client, plan, source_bucket, source_prefix):
+    """Resolve copy_method=auto (reads only, so check mode decides the same)."""
+    params = module.params
+    method = params["copy_method"]
+    if method != "auto":
+        return method
+    target = connection_params(params)
+    source = connection_params(params, "source_")
+    if (source.get("endpoint_url") or None) != (target.get("endpoint_url") or None):
+        return "stream"
+    same_credentials = all(source.get(name) == target.get(name) for name in ("access_key", "secret_key", "session_token", "profile"))
+    if same_credentials or not len(plan.copies):
+        return "server"
+    try:
+        target_client.head_object(Bucket=source_bucket, Key=source_prefix + plan.copies[0][0])
+    except ClientError as exc:
+        if aws_error_code(exc) in DENIED:
+            return "stream"
+    except BotoCoreError:
+        pass
+    return "server"
+
+
+def argument_spec():
+    spec = dict(
+        source_bucket=dict(type="str", required=True),
+        source_prefix=dict(type="str", default=""),
+        target_bucket=dict(type="str", required=True),
+        target_prefix=dict(type="str", default=""),
+        mode=dict(type="str", default="mirror", choices=["mirror", "copy", "prune"]),
+        include=dict(type="list", elements="str"),
+        exclude=dict(type="list", elements="str"),
+        max_delete=dict(type="int", default=1000),
+        max_delete_percent=dict(type="float", default=50),
+        allow_empty_source=dict(type="bool", default=False),
+        force_delete=dict(type="bool", default=False),
+        multipart_threshold=dict(type="int", default=5 * GIB),
+        multipart_chunksize=dict(type="int", default=64 * MIB),
+        copy_method=dict(type="str", default="auto", choices=["auto", "server", "stream"]),
+        workers=dict(type="int", default=16),
+        max_keys_returned=dict(type="int", default=1000),
+        retry_mode=dict(type="str", default="adaptive", choices=["adaptive", "standard"]),
+        retry_max_attempts=dict(type="int", default=10),
+    )
+    spec.update(aws_connection_argument_spec())
+    spec.update(aws_connection_argument_spec(prefix="source_"))
+    return spec
+
+
+def validate(params):
+    """Problems with the options (pure), checked before any request."""
+    problems = []
+    if not 1 <= params["workers"] <= 256:
+        problems.append("workers must be between 1 and 256")
+    if params["max_delete"] < 0:
+        problems.append("max_delete must not be negative")
+    if not 0 <= params["max_delete_percent"] <= 100:
+        problems.append("max_delete_percent must be between 0 and 100")
+    if not 0 < params["multipart_threshold"] <= 5 * GIB:
+        problems.append("multipart_threshold must be between 1 byte and 5 GiB (the CopyObject limit)")
+    if not 5 * MIB <= params["multipart_chunksize"] <= 5 * GIB:
+        problems.append("multipart_chunksize must be between 5 MiB and 5 GiB")
+    if params["max_keys_returned"] < 0:
+        problems.append("max_keys_returned must not be negative")
+    if params["retry_max_attempts"] < 1:
+        problems.append("retry_max_attempts must be at least 1")
+    if not params["source_bucket"] or not params["target_bucket"]:
+        problems.append("source_bucket and target_bucket must not be empty")
+    if ranges_overlap(params["source_bucket"], normalize_prefix(params["source_prefix"]),
+                      params["target_bucket"], normalize_prefix(params["target_prefix"])):
+        problems.append("source and target overlap (same bucket, one prefix contains the other)")
+    return problems
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
+    params = module.params
+    problems = validate(params)
+    if problems:
+        module.fail_json(msg="; ".join(problems))
+
+    started = time.monotonic()
+    timings = {}
+    source_bucket, target_bucket = params["source_bucket"], params["target_bucket"]
+    source_prefix = normalize_prefix(params["source_prefix"])
+    target_prefix = normalize_prefix(params["target_prefix"])
+    workers = params["workers"]
+    client_options = dict(max_pool_connections=workers + 2, retry_mode=params["retry_mode"], max_attempts=params["retry_max_attempts"])
+    target_client = aws_client(module, "s3", **client_options)
+    source_client = aws_client(module, "s3", prefix="source_", **client_options)
+
+    selected = key_filter(params["include"], params["exclude"])
+    try:
+        source = iter_listing(prefetched(listing_pages(source_client, "source", source_bucket, source_prefix)),
+                              source_prefix, selected, "source listing")
+        target = iter_listing(prefetched(listing_pages(target_client, "target", target_bucket, target_prefix)),
+                              target_prefix, selected, "target listing")
+        plan = build_plan(source, target, params["mode"])
+    except ListingError as exc:
+        module.fail_json(msg=exc.message())
+    except PlanError as exc:
+        module.fail_json(msg=str(exc))
+    timings["plan"] = round(time.monotonic() - started, 3)
+
+    mark = time.monotonic()
+    recorded = verify_recorded(module, target_client, plan, target_bucket, target_prefix, workers)
+    resolve_verified(plan, recorded)
+    timings["verify"] = round(time.monotonic() - mark, 3)
+
+    refusal = delete_guard(plan, params["max_delete"], params["max_delete_percent"],
+                           params["allow_empty_source"], params["force_delete"], sample=min(params["max_keys_returned"], 50))
+    summary = plan.summary()
+    if refusal:
+        module.fail_json(msg=refusal + " Nothing was changed.", plan=summary,
+                         **plan_key_lists(plan, target_prefix, params["max_keys_returned"]))
+
+    method = choose_method(module, target_client, plan, source_bucket, source_prefix)
+    summary["copy_method"] = method
+    result = dict(changed=plan.changed(), plan=summary)
+    if module._diff:
+        result["diff"] = build_diff(plan, target_bucket, target_prefix, params["max_keys_returned"])
+
+    if module.check_mode:
+        result["counts"] = dict(copied=summary["to_copy"], updated=summary["to_update"], deleted=summary["to_delete"],
+                                unchanged=summary["unchanged"], bytes_copied=summary["bytes_to_copy"])
+        result.update(plan_key_lists(plan, target_prefix, params["max_keys_returned"]))
+        timings["total"] = round(time.monotonic() - started, 3)
+        result["timings"] = timings
+        module.exit_json(**result)
+
+    runner = Runner(module, source_client, target_client, method)
+    mark = time.monotonic()
+    if len(plan.copies):
+        runner.run(runner.copy_jobs(plan.copies))
+    timings["copy"] = round(time.monotonic() - mark, 3)
+
+    mark = time.monotonic()
+    if not runner.failed and len(plan.deletes):
+        runner.run(runner.delete_jobs(plan.deletes))
+    timings["delete"] = round(time.monotonic() - mark, 3)
+    timings["total"] = round(time.monotonic() - started, 3)
+
+    result.update(
+        changed=bool(runner.copied or runner.updated or runner.deleted),
+        counts=dict(copied=runner.copied, updated=runner.updated, deleted=runner.deleted,
+                    unchanged=summary["unchanged"], bytes_copied=runner.bytes_copied),
+        changed_keys=runner.copied_keys, changed_keys_total=runner.copied + runner.updated,
+        deleted_keys=runner.deleted_keys, deleted_keys_total=runner.deleted,
+        keys_truncated=(len(runner.copied_keys) < runner.copied + runner.updated or len(runner.deleted_keys) < runner.deleted),
+        timings=timings,
+    )
+    if runner.failed:
+        limit = params["max_keys_returned"]
+        failed = sorted(runner.failed)
+        copying = len(plan.deletes) and not runner.deleted
+        module.fail_json(
+            msg="%d object%s failed after retries%s: %s%s" % (
+                len(failed), "" if len(failed) == 1 else "s",
+                "; nothing was deleted" if copying else "",
+                "; ".join("%s (%s)" % item for item in failed[:20]),
+                " ... and %d more" % (len(failed) - 20) if len(failed) > 20 else ""),
+            failed_keys=[key for key, _message in failed[:limit]], failed_keys_total=len(failed), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
