@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,6 @@ COLLECTIONS = REPO / "collections"
 MODULE_PACKAGE = "ansible_collections.casper.directus_promote.plugins.modules"
 
 
-def _exit_on_sigterm(signum, frame):
-    # A CI timeout or `kill` sends SIGTERM: turn it into an exit so fixture
-    # finalizers and atexit handlers stop the sandbox's servers.
-    raise SystemExit(128 + signum)
-
-
-signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from ansible.module_utils.basic import env_fallback
 
 try:
     import boto3
-    import botocore
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError as exc:  # pragma: no cover - reported through HAS_BOTO3

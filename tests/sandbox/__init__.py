@@ -54,6 +54,7 @@ class Sandbox:
             os.chmod(self.base_dir, 0o755)
         (self.base_dir / "owner.pid").write_text(str(os.getpid()))
         atexit.register(self.stop)
+        _exit_cleanly_on_sigterm()
         try:
             errors = []
 
@@ -148,6 +149,20 @@ class Sandbox:
             "ANSIBLE_INVENTORY": str(self.inventory_dir / "hosts.yml"),
         })
         return env
+
+
+def _exit_cleanly_on_sigterm():
+    """Make SIGTERM an ordinary exit, so finally blocks and atexit stop the servers.
+
+    Only where nobody chose a handler already, and only from the main thread
+    (the one place Python lets a handler be set).
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_system_exit)
+
+
+def _raise_system_exit(signum, _frame):
+    raise SystemExit(128 + signum)
 
 
 def reap_stale():

@@ -40,6 +40,8 @@ import random
 import struct
 import time
 import uuid
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -689,9 +691,13 @@ _LOREM = ' '.join(_WORDS[(i * 7 + i // 3) % len(_WORDS)] for i in range(40000))
 # ----------------------------------------------------------------------------------------------------
 # deterministic ids and plans (pure)
 
+_VARIANT = {c: '89ab'[int(c, 16) & 3] for c in '0123456789abcdef'}
+
+
 def _uuid(*parts) -> str:
-    digest = hashlib.sha256(':'.join(str(p) for p in parts).encode('utf-8')).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
+    h = hashlib.sha256(':'.join([str(p) for p in parts]).encode('utf-8')).hexdigest()
+    # a version-4 UUID from the first 16 bytes (same as uuid.UUID(bytes=..., version=4))
+    return f'{h[0:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}'
 
 
 def _check_env(env):
@@ -827,22 +833,87 @@ def _linestring(points):
     return struct.pack('<IBI', 0, 1, 2) + struct.pack('<I', len(points)) + b''.join(struct.pack('<dd', x, y) for x, y in points)
 
 
+_ESCAPES = {0: '\\0', 10: '\\n', 13: '\\r', 26: '\\Z', 39: "\\'", 34: '\\"', 92: '\\\\'}
+
+
+def _literal(value, conn):
+    """SQL literal for one value (fast paths for the common types; PyMySQL's escaping otherwise)."""
+    if value is None:
+        return 'NULL'
+    kind = type(value)
+    if kind is str:
+        return "'" + value.translate(_ESCAPES) + "'"
+    if kind is int:
+        return str(value)
+    if kind is bytes:
+        return "X'" + value.hex() + "'" if value else "''"
+    if kind is datetime.datetime:
+        return "'" + value.isoformat(' ') + "'"
+    if kind is float:
+        return repr(value)
+    if kind is Decimal:
+        return format(value, 'f')
+    return conn.escape(value)
+
+
+def _statements(table, columns, rows, conn, max_bytes=4 * 1024 * 1024):
+    head = 'INSERT INTO {} ({}) VALUES '.format(_q(table), ', '.join(_q(c) for c in columns))
+    parts, size = [], len(head)
+    for row in rows:
+        text = '(' + ','.join([_literal(v, conn) for v in row]) + ')'
+        if parts and size + len(text) > max_bytes:
+            yield head + ','.join(parts)
+            parts, size = [], len(head)
+        parts.append(text)
+        size += len(text) + 1
+    if parts:
+        yield head + ','.join(parts)
+
+
 def _insert(cur, table, columns, rows, batch_rows=2000):
-    """Multi-row INSERTs through executemany (PyMySQL batches them into large statements)."""
-    if not rows:
-        return 0
-    sql = 'INSERT INTO {} ({}) VALUES ({})'.format(_q(table), ', '.join(_q(c) for c in columns),
-                                                 ', '.join(['%s'] * len(columns)))
-    for start in range(0, len(rows), batch_rows):
-        cur.executemany(sql, rows[start:start + batch_rows])
-    return len(rows)
+    """Multi-row INSERT statements of up to 4 MB built from `rows` (any iterable)."""
+    n = 0
+    for sql in _statements(table, columns, rows, cur.connection):
+        n += cur.execute(sql)
+    return n
 
 
-def _insert_dicts(cur, table, dict_rows):
-    if not dict_rows:
-        return 0
-    columns = list(dict_rows[0])
-    return _insert(cur, table, columns, [tuple(r[c] for c in columns) for r in dict_rows])
+class _Sender:
+    """Sends statements from a worker thread so Python builds the next batch while the server inserts."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.queue = queue.Queue(maxsize=3)
+        self.error = None
+        self.rows = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        with self.conn.cursor() as cur:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                if self.error is None:
+                    try:
+                        self.rows += cur.execute(item)
+                        self.conn.commit()
+                    except Exception as exc:  # noqa: BLE001 - re-raised by close()
+                        self.error = exc
+
+    def insert(self, table, columns, rows):
+        for sql in _statements(table, columns, rows, self.conn):
+            if self.error is not None:
+                break
+            self.queue.put(sql)
+
+    def close(self):
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.rows
 
 
 def _ts(rng, days=600):
@@ -873,7 +944,7 @@ def _row_counts(n):
 # builder
 
 def build_directus_db(conn, database, env='staging', seed=0, content_rows=200, files=20, users=None,
-                      extra_migrations=(), avatar_fk=False, batch_rows=2000, fast_load=True, long_text_every=50):
+                      extra_migrations=(), avatar_fk=False, batch_rows=2000, fast_load=True, long_text_every=50, long_text_max=60):
     """(Re)create `database` on conn's server, shaped like a Directus 11.3 database for `env`.
 
     conn: a PyMySQL connection with rights to drop/create the database (left open, autocommit restored).
@@ -884,6 +955,8 @@ def build_directus_db(conn, database, env='staging', seed=0, content_rows=200, f
     users: extra users `user<i>@example.test` present in both envs (default 3).
     extra_migrations: (version, name) pairs appended to directus_migrations (make envs differ).
     avatar_fk: also add a DB foreign key users.avatar -> files (SET NULL); real Directus has none.
+    long_text_every / long_text_max: every n-th article (at most max of them) gets a ~80 KB body (> TEXT's 64 KB).
+    batch_rows: rows per executemany batch; fast_load: unique_checks=0 during the load.
     Returns a dict: describe()-like ids plus 'rows' {table: count} and 'seconds'.
     """
     _check_env(env)
@@ -911,7 +984,8 @@ def build_directus_db(conn, database, env='staging', seed=0, content_rows=200, f
                 cur.execute(AVATAR_FK)
             rows.update(_load_system(cur, env, seed, ids, plan, files, extra_migrations))
             conn.commit()
-            rows.update(_load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, long_text_every))
+            rows.update(_load_content(cur, conn, env, seed, users, files, content_rows, batch_rows,
+                                      long_text_every, long_text_max))
             conn.commit()
             cur.execute('SET SESSION unique_checks = 1')
             cur.execute('SET SESSION foreign_key_checks = 1')
@@ -1214,8 +1288,8 @@ def _creator_ids(env, seed, users):
     return [prod_by_email.get(u['email']) for u in staging]
 
 
-def _article_row(rng, seed, i, creators, n_authors, file_ids, long_text_every):
-    long_body = long_text_every and i % long_text_every == 3
+def _article_row(rng, seed, i, creators, n_authors, file_ids, long_text_every, long_text_max):
+    long_body = long_text_every and i % long_text_every == 3 and i // long_text_every < long_text_max
     if long_body:
         body = ('<p>' + _LOREM[:20000] + '</p>') * 4  # > 64 KB (TEXT limit), multibyte
     else:
@@ -1248,7 +1322,7 @@ ARTICLE_COLUMNS = ('id', 'status', 'sort', 'title', 'slug', 'body', 'metadata', 
                    'user_updated', 'date_updated')
 
 
-def _load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, long_text_every):
+def _load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, long_text_every, long_text_max):
     counts = _row_counts(content_rows)
     creators = _creator_ids(env, seed, users)
     file_ids = [s['id'] for s in file_specs(env, seed, files)]
@@ -1275,60 +1349,61 @@ def _load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, 
     # articles: base rows identical in both envs; staging = newer (some changed, some deleted, some added)
     n_articles = counts['articles']
     rng = random.Random(f'articles:{seed}')
-    total = 0
+    conn.commit()
+    sender = _Sender(conn)
     batch = []
     article_ids = []
-    staging_changed = 0
-    for i in range(n_articles + (max(1, n_articles // 100))):
-        is_new = i >= n_articles
-        row = _article_row(rng, seed, i, creators, counts['authors'], common_files, long_text_every)
-        if is_new and env == 'prod':
-            continue
-        if env == 'staging' and not is_new:
-            if i % 97 == 5:
-                continue  # deleted on staging since the last promotion
-            if i % 50 == 7:
-                row[3] = row[3] + ' (rev 2 ✅)'
-                row[18] = creators[1]
-                row[19] = datetime.datetime(2025, 6, 1, 12, 0, 0)
-                row[1] = 'published'
-                staging_changed += 1
-        if is_new and files:
-            row[15] = file_ids[-1]  # a brand-new staging upload
-        batch.append(row)
-        article_ids.append(row[0])
-        if len(batch) >= batch_rows:
-            total += _insert(cur, 'articles', ARTICLE_COLUMNS, batch, batch_rows)
-            batch = []
-            conn.commit()
-    total += _insert(cur, 'articles', ARTICLE_COLUMNS, batch, batch_rows)
-    conn.commit()
-    out['articles'] = total
+    try:
+        for i in range(n_articles + (max(1, n_articles // 100))):
+            is_new = i >= n_articles
+            row = _article_row(rng, seed, i, creators, counts['authors'], common_files, long_text_every, long_text_max)
+            if is_new and env == 'prod':
+                continue
+            if env == 'staging' and not is_new:
+                if i % 97 == 5:
+                    continue  # deleted on staging since the last promotion
+                if i % 50 == 7:
+                    row[3] = row[3] + ' (rev 2 ✅)'
+                    row[18] = creators[1]
+                    row[19] = datetime.datetime(2025, 6, 1, 12, 0, 0)
+                    row[1] = 'published'
+            if is_new and files:
+                row[15] = file_ids[-1]  # a brand-new staging upload
+            batch.append(row)
+            article_ids.append(row[0])
+            if len(batch) >= batch_rows:
+                sender.insert('articles', ARTICLE_COLUMNS, batch)
+                batch = []
+        sender.insert('articles', ARTICLE_COLUMNS, batch)
+    finally:
+        out['articles'] = sender.close()
 
     # junction rows: deterministic from the article index, skipped for articles missing in this env
     present = set(article_ids)
     rng = random.Random(f'junction:{seed}')
     base_ids = [_uuid('article', seed, i) for i in range(n_articles)]
+    jcols = ('id', 'articles_id', 'tags_id', 'sort')
     jrows = []
-    total = 0
     n_tags = counts['tags']
-    for j in range(counts['articles_tags']):
-        aid = base_ids[rng.randrange(n_articles)]
-        tid = rng.randrange(n_tags) + 1
-        if aid not in present:
-            continue
-        jrows.append((j + 1, aid, tid, j % 7))
-        if len(jrows) >= batch_rows * 2:
-            total += _insert(cur, 'articles_tags', ('id', 'articles_id', 'tags_id', 'sort'), jrows, batch_rows * 2)
-            jrows = []
-            conn.commit()
-    if env == 'staging':  # staging's new articles got tagged too (the newest tag included)
-        next_id = counts['articles_tags'] + 1
-        for aid in article_ids[len(article_ids) - max(1, n_articles // 100):]:
-            jrows.append((next_id, aid, len(tags), 0))
-            next_id += 1
-    total += _insert(cur, 'articles_tags', ('id', 'articles_id', 'tags_id', 'sort'), jrows, batch_rows * 2)
-    out['articles_tags'] = total
+    sender = _Sender(conn)
+    try:
+        for j in range(counts['articles_tags']):
+            aid = base_ids[rng.randrange(n_articles)]
+            tid = rng.randrange(n_tags) + 1
+            if aid not in present:
+                continue
+            jrows.append((j + 1, aid, tid, j % 7))
+            if len(jrows) >= batch_rows * 4:
+                sender.insert('articles_tags', jcols, jrows)
+                jrows = []
+        if env == 'staging':  # staging's new articles got tagged too (the newest tag included)
+            next_id = counts['articles_tags'] + 1
+            for aid in article_ids[len(article_ids) - max(1, n_articles // 100):]:
+                jrows.append((next_id, aid, len(tags), 0))
+                next_id += 1
+        sender.insert('articles_tags', jcols, jrows)
+    finally:
+        out['articles_tags'] = sender.close()
 
     out['awkward_values'] = _insert(cur, 'awkward_values', AWKWARD_COLUMNS,
                                     awkward_rows(seed, counts['awkward_values'], creators), batch_rows)

@@ -67,7 +67,7 @@ class RecordingProxy:
 
             def _handle(self):
                 body = self._body()
-                raw_path, _, query = self.path.partition("?")
+                raw_path, _sep, query = self.path.partition("?")
                 record = RecordedRequest(self.command, unquote(raw_path), query, dict(self.headers))
                 with proxy._lock:
                     proxy.requests.append(record)

@@ -117,17 +117,27 @@ class MariaDBServer:
         user_args = ["--user=mysql"] if as_root else []
         if as_root:
             shutil.chown(self.dir, "mysql", "mysql")
-        init = subprocess.run(
-            [install_db, "--no-defaults", "--datadir=%s" % self.datadir, "--auth-root-authentication-method=normal",
-             "--skip-test-db", "--skip-name-resolve"] + user_args,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-        if init.returncode != 0:
-            raise SandboxError("mariadb-install-db failed for %s:\n%s" % (self.name, init.stdout[-3000:]))
+        # Each server keeps its temporary files to itself: bootstraps running side by
+        # side in one tmpdir have been seen to fail ("Unknown table mysql.tmp_user_sys").
+        self.tmpdir = self.dir / "tmp"
+        self.tmpdir.mkdir()
+        if as_root:
+            shutil.chown(self.tmpdir, "mysql", "mysql")
+        for attempt in range(3):
+            init = subprocess.run(
+                [install_db, "--no-defaults", "--datadir=%s" % self.datadir, "--tmpdir=%s" % self.tmpdir,
+                 "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"] + user_args,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+            if init.returncode == 0:
+                break
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            if attempt == 2:
+                raise SandboxError("mariadb-install-db failed for %s:\n%s" % (self.name, init.stdout[-3000:]))
         for attempt in range(5):
             self.port = free_port()
             self.process = subprocess.Popen(
                 [mariadbd, "--no-defaults", "--datadir=%s" % self.datadir, "--socket=%s" % self.socket,
-                 "--port=%d" % self.port, "--bind-address=127.0.0.1", "--pid-file=%s" % (self.dir / "mysqld.pid"),
+                 "--port=%d" % self.port, "--bind-address=127.0.0.1", "--tmpdir=%s" % self.tmpdir, "--pid-file=%s" % (self.dir / "mysqld.pid"),
                  "--log-error=%s" % self.log, "--server-id=%d" % self.server_id, "--skip-name-resolve",
                  "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
                  "--max-allowed-packet=512M", "--innodb-buffer-pool-size=256M", "--innodb-log-file-size=256M",
@@ -150,7 +160,9 @@ class MariaDBServer:
         conn = self._root(unix=True, password="")
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user WHERE User = ''")
+                # Anonymous accounts, and the password-less root accounts reachable over TCP.
+                cur.execute("SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user "
+                            "WHERE User = '' OR (User = 'root' AND Host <> 'localhost')")
                 for (account,) in cur.fetchall():
                     cur.execute("DROP USER %s" % account)
                 for host in ("localhost", "127.0.0.1"):
