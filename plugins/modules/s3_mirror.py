@@ -331,6 +331,14 @@ NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
 
 
+def http_status(exc):
+    return (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def is_denied(exc):
+    return aws_error_code(exc) in DENIED or http_status(exc) == 403
+
+
 class ListingError(Exception):
     def __init__(self, side, bucket, exc):
         super().__init__(side, bucket, exc)
@@ -339,10 +347,9 @@ class ListingError(Exception):
         self.exc = exc
 
     def message(self):
-        code = aws_error_code(self.exc)
-        if code == "NoSuchBucket":
+        if aws_error_code(self.exc) == "NoSuchBucket":
             return "The %s bucket %r does not exist." % (self.side, self.bucket)
-        if code in DENIED:
+        if is_denied(self.exc):
             return "Access denied listing the %s bucket %r (%s); check the %s credentials." % (
                 self.side, self.bucket, aws_error_message(self.exc), self.side)
         return "Cannot list the %s bucket %r: %s" % (self.side, self.bucket, aws_error_message(self.exc))
@@ -668,7 +675,7 @@ def verify_recorded(module, client, plan, target_bucket, target_prefix, workers)
         try:
             return rel, client.head_object(Bucket=target_bucket, Key=target_prefix + rel).get("Metadata") or {}
         except ClientError as exc:
-            if aws_error_code(exc) in NOT_FOUND:
+            if aws_error_code(exc) in NOT_FOUND or http_status(exc) == 404:
                 return rel, None
             raise
 
@@ -699,7 +706,7 @@ def choose_method(module, target_client, plan, source_bucket, source_prefix):
     try:
         target_client.head_object(Bucket=source_bucket, Key=source_prefix + plan.copies[0][0])
     except ClientError as exc:
-        if aws_error_code(exc) in DENIED:
+        if is_denied(exc):
             return "stream"
     except BotoCoreError:
         pass
@@ -772,7 +779,8 @@ def main():
     source_prefix = normalize_prefix(params["source_prefix"])
     target_prefix = normalize_prefix(params["target_prefix"])
     workers = params["workers"]
-    client_options = dict(max_pool_connections=workers + 2, retry_mode=params["retry_mode"], max_attempts=params["retry_max_attempts"])
+    # botocore's retries max_attempts counts retries after the first attempt
+    client_options = dict(max_pool_connections=workers, retry_mode=params["retry_mode"], max_attempts=params["retry_max_attempts"] - 1)
     target_client = aws_client(module, "s3", **client_options)
     source_client = aws_client(module, "s3", prefix="source_", **client_options)
 

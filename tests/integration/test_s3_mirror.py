@@ -1,0 +1,362 @@
+"""s3_mirror against the sandbox's moto S3 server over HTTP.
+
+Write requests are counted, and failures injected, with the sandbox's
+RecordingProxy between the module and moto.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+MODULE = "s3_mirror"
+MIB = 1024 * 1024
+
+FULL_HEADERS = dict(
+    ContentType="image/png", CacheControl="public, max-age=31536000", ContentDisposition='inline; filename="a b.png"',
+    ContentEncoding="identity", ContentLanguage="de-CH",
+    Expires=datetime.datetime(2031, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc),
+    Metadata={"directus-file-id": "0f7c1f4e", "owner": "staging"},
+)
+TAGS = "classification=public&team=web%20site"
+AWKWARD = ["space key.txt", "unicode-\u00e4\u00f6\u00fc-\u4e2d\u6587.txt", "plus+sign.txt", "percent%20literal.txt",
+           "question?mark.txt", "hash#tag.txt", "deep/ nested /x&y=z.txt", "emoji-\U0001f600.txt"]
+
+
+def unique(name):
+    return "s3m-%s-%s" % (name, uuid.uuid4().hex[:10])
+
+
+@pytest.fixture
+def buckets(sandbox):
+    """A fresh (source, target) bucket pair per test."""
+    s3 = sandbox.aws.client("s3")
+    src, dst = unique("src"), unique("dst")
+    s3.create_bucket(Bucket=src)
+    s3.create_bucket(Bucket=dst)
+    return src, dst
+
+
+def conn(sandbox, endpoint=None, **extra):
+    args = dict(endpoint_url=endpoint or sandbox.aws.endpoint_url, access_key=sandbox.aws.access_key,
+                secret_key=sandbox.aws.secret_key, region=sandbox.aws.region)
+    args.update(extra)
+    return args
+
+
+def put_many(s3, bucket, keys, body=lambda key: key.encode("utf-8") * 3, **kwargs):
+    def put(key):
+        s3.put_object(Bucket=bucket, Key=key, Body=body(key), **kwargs)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, keys))
+
+
+def snapshot(s3, bucket, prefix=""):
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = (obj["Size"], obj["ETag"])
+    return out
+
+
+def contents(s3, bucket, prefix=""):
+    return {key[len(prefix):]: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in snapshot(s3, bucket, prefix)}
+
+
+def writes(proxy):
+    return [(r.method, r.path) for r in proxy.writes()]
+
+
+def object_headers(s3, bucket, key):
+    head = s3.head_object(Bucket=bucket, Key=key)
+    metadata = dict(head["Metadata"])
+    metadata.pop("mirror-source-etag", None)
+    fields = {name: head.get(name) for name in ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding",
+                                                   "ContentLanguage", "ContentLength")}
+    fields["Expires"] = head["ResponseMetadata"]["HTTPHeaders"].get("expires")
+    fields["Metadata"] = metadata
+    tags = sorted((t["Key"], t["Value"]) for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
+    return fields, tags
+
+
+# ---------------------------------------------------------------- mirror, re-run, check mode
+
+def test_mirror_then_rerun_writes_nothing(sandbox, buckets, run_module, recording_proxy):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["a/%02d.jpg" % i for i in range(20)], ContentType="image/jpeg")
+    put_many(s3, dst, ["a/00.jpg", "a/01.jpg", "old/1.txt", "old/2.txt"])
+    s3.put_object(Bucket=dst, Key="a/01.jpg", Body=b"a/01.jpg" * 3)  # same content as the source: unchanged
+    s3.put_object(Bucket=dst, Key="a/00.jpg", Body=b"stale")  # changed
+
+    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True
+    assert result["counts"] == {"copied": 18, "updated": 1, "deleted": 2, "unchanged": 1,
+                                "bytes_copied": sum(len(("a/%02d.jpg" % i).encode()) * 3 for i in range(20) if i != 1)}
+    assert sorted(result["deleted_keys"]) == ["old/1.txt", "old/2.txt"]
+    assert result["changed_keys_total"] == 19 and "a/00.jpg" in result["changed_keys"]
+    assert result["plan"]["copy_method"] == "server"
+    assert contents(s3, dst) == contents(s3, src)
+    assert s3.head_object(Bucket=dst, Key="a/05.jpg")["ContentType"] == "image/jpeg"
+    # prune happens only after every copy: no copy request after the first delete request
+    methods = [(r.method, r.query) for r in recording_proxy.requests if r.is_write]
+    first_delete = next(i for i, (m, q) in enumerate(methods) if m == "DELETE" or "delete" in q)
+    assert all(m != "PUT" for m, _q in methods[first_delete:])
+    assert len([m for m, _q in methods if m == "PUT"]) == 19
+
+    recording_proxy.clear()
+    again = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
+    assert again["changed"] is False, again
+    assert again["counts"] == {"copied": 0, "updated": 0, "deleted": 0, "unchanged": 20, "bytes_copied": 0}
+    assert writes(recording_proxy) == []
+    assert recording_proxy.requests, "the re-run must have listed through the proxy"
+
+
+def test_check_mode_writes_nothing_and_returns_the_real_plan(sandbox, buckets, run_module, recording_proxy):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["k%02d" % i for i in range(12)])
+    put_many(s3, dst, ["k00", "zz-extra"])
+    s3.put_object(Bucket=dst, Key="k01", Body=b"different size")
+    before = (snapshot(s3, src), snapshot(s3, dst))
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, max_keys_returned=5)
+
+    check = run_module(MODULE, args, check=True, diff=True)
+    assert not check.get("failed"), check.get("msg")
+    assert writes(recording_proxy) == []
+    assert (snapshot(s3, src), snapshot(s3, dst)) == before
+    assert check["changed"] is True
+    assert check["counts"] == {"copied": 10, "updated": 1, "deleted": 1, "unchanged": 1, "bytes_copied": 99}
+    # diff lists keys, truncated with totals
+    assert "k01 (updated, 9 bytes)" in check["diff"]["after"]
+    assert "... and 6 more objects added or updated" in check["diff"]["after"]
+    assert "zz-extra (deleted" in check["diff"]["before"]
+    assert "10 to add, 1 to update, 1 to delete" in check["diff"]["before_header"]
+    assert len(check["changed_keys"]) == 5 and check["changed_keys_total"] == 11 and check["keys_truncated"]
+
+    real = run_module(MODULE, args)
+    assert real["plan"] == check["plan"]
+    assert real["counts"] == check["counts"]
+    assert snapshot(s3, dst).keys() == snapshot(s3, src).keys()
+
+    recording_proxy.clear()
+    after = run_module(MODULE, args, check=True, diff=True)
+    assert after["changed"] is False and after["diff"]["after"] == "" and after["diff"]["before"] == ""
+
+
+# ---------------------------------------------------------------- copy / prune modes, prefixes, awkward keys
+
+def test_copy_then_prune_with_prefix_remapping_and_awkward_keys(sandbox, buckets, run_module):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["assets/" + key for key in AWKWARD] + ["other/not-mirrored.txt"])
+    put_many(s3, dst, ["live/gone.txt", "live/" + AWKWARD[0], "elsewhere/keep.txt"])
+    args = dict(conn(sandbox), source_bucket=src, source_prefix="assets", target_bucket=dst, target_prefix="live/",
+                max_delete_percent=100)
+
+    copy = run_module(MODULE, dict(args, mode="copy"))
+    assert not copy.get("failed"), copy.get("msg")
+    assert copy["counts"]["copied"] == len(AWKWARD) - 1 and copy["counts"]["updated"] == 1
+    assert copy["counts"]["deleted"] == 0 and copy["deleted_keys"] == []
+    assert sorted(copy["changed_keys"]) == sorted("live/" + key for key in AWKWARD)
+    assert "live/gone.txt" in snapshot(s3, dst)
+
+    prune = run_module(MODULE, dict(args, mode="prune"))
+    assert prune["changed"] is True and prune["counts"]["copied"] == 0
+    assert prune["deleted_keys"] == ["live/gone.txt"]
+    assert contents(s3, dst, "live/") == contents(s3, src, "assets/")
+    assert "elsewhere/keep.txt" in snapshot(s3, dst)  # outside the target prefix
+    assert not any(key.startswith("live/other") for key in snapshot(s3, dst))
+
+    for mode in ("mirror", "copy", "prune"):
+        assert run_module(MODULE, dict(args, mode=mode))["changed"] is False
+
+
+def test_include_exclude_filters_both_sides(sandbox, buckets, run_module):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["a.jpg", "b.png", "c.txt", "cache/d.jpg"])
+    put_many(s3, dst, ["cache/stale.jpg", "old.jpg", "notes.txt"])
+    result = run_module(MODULE, dict(conn(sandbox), source_bucket=src, target_bucket=dst, include=["*.jpg", "*.png"],
+                                     exclude=["cache/*"], max_delete_percent=100))
+    assert not result.get("failed"), result.get("msg")
+    assert sorted(result["changed_keys"]) == ["a.jpg", "b.png"]
+    assert result["deleted_keys"] == ["old.jpg"]
+    assert sorted(snapshot(s3, dst)) == ["a.jpg", "b.png", "cache/stale.jpg", "notes.txt"]
+
+
+# ---------------------------------------------------------------- metadata and tags on both copy paths
+
+@pytest.mark.parametrize("copy_method", ["server", "stream"])
+def test_metadata_and_tags_identical_on_single_and_multipart_copies(sandbox, buckets, run_module, recording_proxy, copy_method):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    big = bytes(range(256)) * (6 * MIB // 256 + 7)  # > 6 MiB: two parts with a 5 MiB threshold
+    s3.put_object(Bucket=src, Key="big file.bin", Body=big, Tagging=TAGS, **FULL_HEADERS)
+    s3.put_object(Bucket=src, Key="small+file.png", Body=b"png" * 100, Tagging=TAGS, **FULL_HEADERS)
+    s3.put_object(Bucket=src, Key="plain.txt", Body=b"plain")
+    # an object uploaded in parts (multipart ETag) but copied with a single CopyObject
+    upload = s3.create_multipart_upload(Bucket=src, Key="parts.bin", ContentType="application/x-parts",
+                                        Metadata={"k": "v"}, Tagging="p=1")
+    part = s3.upload_part(Bucket=src, Key="parts.bin", UploadId=upload["UploadId"], PartNumber=1, Body=b"p" * 1024)
+    s3.complete_multipart_upload(Bucket=src, Key="parts.bin", UploadId=upload["UploadId"],
+                                 MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, copy_method=copy_method,
+                multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+
+    result = run_module(MODULE, args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["counts"]["copied"] == 4
+    assert result["plan"]["copy_method"] == copy_method
+    sent = recording_proxy.requests
+    if copy_method == "server":
+        assert any("uploadId" in r.query and "x-amz-copy-source-range" in {h.lower() for h in r.headers} for r in sent)
+        # the object's bytes never travel through the module: only its tags are read
+        assert not any(r.method == "GET" and "big file.bin" in r.path and "tagging" not in r.query for r in sent)
+    else:
+        assert not any("x-amz-copy-source" in {h.lower() for h in r.headers} and src in r.headers.get("x-amz-copy-source", "")
+                       for r in sent)
+        assert any(r.method == "GET" and r.path.endswith("/big file.bin") for r in sent)
+    for key in ("big file.bin", "small+file.png", "plain.txt", "parts.bin"):
+        assert object_headers(s3, dst, key) == object_headers(s3, src, key), key
+        assert s3.get_object(Bucket=dst, Key=key)["Body"].read() == s3.get_object(Bucket=src, Key=key)["Body"].read()
+    assert s3.head_object(Bucket=dst, Key="big file.bin")["Metadata"]["mirror-source-etag"] == \
+        s3.head_object(Bucket=src, Key="big file.bin")["ETag"].strip('"')
+
+    recording_proxy.clear()
+    again = run_module(MODULE, args)
+    assert again["changed"] is False and again["counts"]["unchanged"] == 4, again
+    assert writes(recording_proxy) == []
+
+
+def test_stream_with_separate_source_credentials_and_auto_detection(sandbox, buckets, run_module, recording_proxy):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["s/%d.txt" % i for i in range(5)], ContentType="text/plain", Metadata={"m": "1"})
+    # different endpoints for the two sides: auto must stream (GET with the source side, PUT with the target's)
+    args = dict(conn(sandbox), source_bucket=src, target_bucket=dst, source_endpoint_url=recording_proxy.url,
+                source_access_key="staging-account-key", source_secret_key="staging-account-secret")
+    result = run_module(MODULE, args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["plan"]["copy_method"] == "stream"
+    assert result["counts"]["copied"] == 5
+    source_side = recording_proxy.requests
+    assert [r.method for r in source_side if r.method not in ("GET", "HEAD")] == []
+    assert sum(1 for r in source_side if r.method == "GET" and "/s/" in r.path) == 5
+    assert contents(s3, dst) == contents(s3, src)
+    assert s3.head_object(Bucket=dst, Key="s/1.txt")["Metadata"] == {"m": "1"}
+    assert run_module(MODULE, args)["changed"] is False
+
+
+# ---------------------------------------------------------------- deletion guard
+
+def test_guard_refuses_empty_source_before_any_change(sandbox, buckets, run_module, recording_proxy):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, dst, ["keep/%d" % i for i in range(3)])
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst)
+    result = run_module(MODULE, args)
+    assert result["failed"]
+    assert "source lists no object" in result["msg"] and "keep/0, keep/1, keep/2" in result["msg"]
+    assert writes(recording_proxy) == []
+    assert len(snapshot(s3, dst)) == 3
+    # copy mode never deletes, so an empty source is no danger there
+    assert run_module(MODULE, dict(args, mode="copy"))["changed"] is False
+    allowed = run_module(MODULE, dict(args, allow_empty_source=True, max_delete_percent=100))
+    assert allowed["counts"]["deleted"] == 3 and snapshot(s3, dst) == {}
+
+
+def test_guard_refuses_too_many_deletions_before_any_change(sandbox, buckets, run_module, recording_proxy):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["new.txt", "k00"])
+    put_many(s3, dst, ["k%02d" % i for i in range(10)])
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst)
+    by_count = run_module(MODULE, dict(args, max_delete=5, max_delete_percent=100))
+    assert by_count["failed"] and "9 deletions exceed max_delete=5" in by_count["msg"]
+    assert "k01" in by_count["msg"] and "k09" in by_count["msg"]
+    by_percent = run_module(MODULE, args)  # defaults: 9 of 10 is above 50 %
+    assert by_percent["failed"] and "90.0%" in by_percent["msg"]
+    assert writes(recording_proxy) == []
+    assert "new.txt" not in snapshot(s3, dst)  # not even the copies ran
+    forced = run_module(MODULE, dict(args, max_delete=5, force_delete=True))
+    assert forced["counts"]["deleted"] == 9 and forced["counts"]["copied"] == 1
+
+
+# ---------------------------------------------------------------- pagination
+
+def test_more_than_1000_objects_paginate(sandbox, buckets, run_module):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    keys = ["p/%04d" % i for i in range(1105)]
+    put_many(s3, src, keys, body=lambda key: b"x")
+    put_many(s3, dst, keys[:3] + ["p/9999-extra"], body=lambda key: b"x")
+    result = run_module(MODULE, dict(conn(sandbox), source_bucket=src, target_bucket=dst, max_keys_returned=10))
+    assert not result.get("failed"), result.get("msg")
+    assert result["counts"] == {"copied": 1102, "updated": 0, "deleted": 1, "unchanged": 3, "bytes_copied": 1102}
+    assert result["changed_keys_total"] == 1102 and len(result["changed_keys"]) == 10 and result["keys_truncated"]
+    assert len(snapshot(s3, dst)) == 1105
+    again = run_module(MODULE, dict(conn(sandbox), source_bucket=src, target_bucket=dst))
+    assert again["changed"] is False and again["counts"]["unchanged"] == 1105
+
+
+# ---------------------------------------------------------------- errors
+
+def test_missing_bucket_gives_one_clear_message(sandbox, buckets, run_module):
+    src, dst = buckets
+    missing = unique("missing")
+    result = run_module(MODULE, dict(conn(sandbox), source_bucket=missing, target_bucket=dst))
+    assert result["failed"] and result["msg"] == "The source bucket %r does not exist." % missing
+    result = run_module(MODULE, dict(conn(sandbox), source_bucket=src, target_bucket=missing))
+    assert result["failed"] and result["msg"] == "The target bucket %r does not exist." % missing
+    assert "Traceback" not in result["_stderr"]
+
+
+def test_access_denied_gives_one_clear_message(sandbox, buckets, run_module, recording_proxy):
+    src, dst = buckets
+    recording_proxy.fail_when(lambda method, path, query: 403 if path.startswith("/" + dst) else None)
+    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
+    assert result["failed"]
+    assert result["msg"].startswith("Access denied listing the target bucket %r" % dst)
+    assert "check the target credentials" in result["msg"]
+
+
+def test_invalid_options_fail_before_any_request(sandbox, buckets, run_module, recording_proxy):
+    src, _dst = buckets
+    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, source_prefix="a/",
+                                     target_bucket=src, target_prefix="a/b", workers=0))
+    assert result["failed"]
+    assert "workers must be between 1 and 256" in result["msg"] and "overlap" in result["msg"]
+    assert recording_proxy.requests == []
+
+
+def test_failed_copies_prevent_deletions_and_rerun_completes(sandbox, buckets, run_module, recording_proxy):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["f/%02d" % i for i in range(10)])
+    put_many(s3, dst, ["f/old-1", "f/old-2"])
+    bad = {"/%s/f/03" % dst, "/%s/f/07" % dst}
+    recording_proxy.fail_when(lambda method, path, query: 500 if method == "PUT" and path in bad else None)
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, retry_mode="standard",
+                retry_max_attempts=2, max_delete_percent=100)
+
+    result = run_module(MODULE, args)
+    assert result["failed"]
+    assert result["failed_keys"] == ["f/03", "f/07"]
+    assert "f/03" in result["msg"] and "nothing was deleted" in result["msg"]
+    assert result["counts"]["copied"] == 8 and result["counts"]["deleted"] == 0
+    retried = [r for r in recording_proxy.requests if r.method == "PUT" and r.path in bad]
+    assert len(retried) == 4  # botocore retried each failing copy once
+    assert not any(r.method == "DELETE" or "delete" in r.query for r in recording_proxy.requests)
+    assert {"f/old-1", "f/old-2"} <= set(snapshot(s3, dst))
+
+    recording_proxy.clear()
+    again = run_module(MODULE, args)
+    assert not again.get("failed"), again.get("msg")
+    assert again["counts"] == {"copied": 2, "updated": 0, "deleted": 2, "unchanged": 8, "bytes_copied": 2 * len(b"f/03") * 3}
+    assert contents(s3, dst) == contents(s3, src)
