@@ -20,7 +20,7 @@ description:
     invalidations (never by listing all of them); further back, CloudFront itself answers a repeated
     CallerReference with the existing invalidation.
 author:
-  - casper.directus_promote contributors
+  - casper.directus_promote contributors (@casper)
 options:
   distribution_id:
     description:
@@ -68,7 +68,7 @@ options:
   collapse_threshold:
     description:
       - With more paths than this (or more than 15 wildcard paths), the paths are collapsed to at most 15
-        paths: prefix wildcards, or C(/*). The result says so (RV(collapsed), RV(collapse_reason)).
+        paths (prefix wildcards, or C(/*)). The result says so (RV(collapsed), RV(collapse_reason)).
       - C(0) always collapses.
     type: int
     default: 100

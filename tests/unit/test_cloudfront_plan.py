@@ -51,8 +51,8 @@ def test_normalise_path(given, expected):
 def test_normalise_path_is_idempotent():
     rng = random.Random(5)
     alphabet = string.ascii_letters + string.digits + " %+~#?&=*üé日/" + string.punctuation
-    for _ in range(500):
-        raw = "/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20))).replace("*", "")
+    for _i in range(500):
+        raw = "/" + "".join(rng.choice(alphabet) for _i in range(rng.randint(0, 20))).replace("*", "")
         once = plan.normalise_path(raw)
         assert plan.normalise_path(once) == once
         assert all(ord(c) < 128 and c not in " \"<>\\^`{|}~" for c in once)
@@ -147,7 +147,7 @@ def test_collapse_to_everything_when_nothing_narrower_fits():
 
 def test_collapse_uuid_folder_to_one_wildcard():
     rng = random.Random(1)
-    paths = sorted("/assets/%032x.jpg" % rng.getrandbits(128) for _ in range(2000))
+    paths = sorted("/assets/%032x.jpg" % rng.getrandbits(128) for _i in range(2000))
     result, collapsed, _reason = plan.collapse(paths, 100)
     assert collapsed and result == ["/assets/*"]   # 16 first hex digits do not fit in 15 wildcards
 
@@ -162,12 +162,12 @@ def test_collapse_when_too_many_wildcards_even_below_threshold():
 
 def test_collapse_random_inputs_always_cover_and_respect_limits():
     rng = random.Random(7)
-    for _ in range(200):
+    for _i in range(200):
         n = rng.randint(2, 400)
         paths = set()
-        for _ in range(n):
+        for _i in range(n):
             depth = rng.randint(1, 4)
-            parts = ["".join(rng.choice("abcxyz01") for _ in range(rng.randint(1, 3))) for _ in range(depth)]
+            parts = ["".join(rng.choice("abcxyz01") for _i in range(rng.randint(1, 3))) for _i in range(depth)]
             paths.add("/" + "/".join(parts) + ("*" if rng.random() < 0.05 else ""))
         threshold = rng.randint(0, 60)
         original = plan.remove_covered(sorted(paths))
@@ -182,7 +182,7 @@ def test_collapse_random_inputs_always_cover_and_respect_limits():
 
 
 def test_collapse_threshold_zero_always_collapses_to_one_path():
-    result, collapsed, _ = plan.collapse(["/a/x", "/a/y"], 0)
+    result, collapsed, _reason = plan.collapse(["/a/x", "/a/y"], 0)
     assert (result, collapsed) == (["/a/*"], True)
 
 
@@ -241,4 +241,4 @@ def test_status_is_case_insensitive():
 
 def test_backoff_delays():
     delays = plan.backoff_delays(initial=2, factor=2, maximum=20)
-    assert [next(delays) for _ in range(6)] == [2, 4, 8, 16, 20, 20]
+    assert [next(delays) for _i in range(6)] == [2, 4, 8, 16, 20, 20]
