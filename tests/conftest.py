@@ -15,8 +15,6 @@ COLLECTIONS = REPO / "collections"
 MODULE_PACKAGE = "ansible_collections.casper.directus_promote.plugins.modules"
 
 
-
-
 @pytest.fixture(scope="session")
 def sandbox():
     from sandbox import Sandbox
