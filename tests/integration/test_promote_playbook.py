@@ -1,0 +1,495 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/promote.yml (the promote role) end to end on the sandbox.
+
+The real ``ansible-playbook`` runs from the repository root (its ansible.cfg resolves the
+collection) against the sandbox's inventory, unchanged, plus a second inventory source that adds
+``directus_url``/``directus_admin_token`` pointing at small local Directus stubs. Production content,
+users, sessions, settings, buckets and CloudFront are read from the real servers before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from directus_stub import DirectusStub
+from sandbox import directus_fixture as fx
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+DB = "directus"
+SEED = 7
+FILES = 20
+STAGING_TOKEN = "stub-staging-admin-token-Qx81"
+PROD_TOKEN = "stub-prod-admin-token-Zk42"
+RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+KEEP_BYTE_IDENTICAL = ("directus_sessions", "directus_settings", "directus_activity", "directus_revisions",
+                       "directus_migrations", "directus_notifications", "directus_shares", "directus_webhooks",
+                       "directus_extensions", "directus_comments")
+
+
+# --------------------------------------------------------------------------- helpers
+
+class Run:
+    def __init__(self, proc, seconds):
+        self.rc = proc.returncode
+        self.out = proc.stdout + proc.stderr
+        self.seconds = seconds
+        m = RECAP.findall(self.out)
+        self.recap = tuple(int(x) for x in m[-1]) if m else None
+
+    @property
+    def changed(self):
+        return self.recap[1]
+
+    def changed_tasks(self):
+        """Names of the tasks that reported changed."""
+        names, current = [], None
+        for line in self.out.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                current = line.split("[", 1)[1].rsplit("]", 1)[0]
+            elif line.startswith("changed: [") and current:
+                names.append(current)
+        return names
+
+    def summary(self):
+        """The summary table lines printed by the summary phase."""
+        return [line.strip().strip('",') for line in self.out.splitlines() if line.strip().startswith('"|')]
+
+
+def playbook_env(sandbox, extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(ANSIBLE_VAULT_PASSWORD_FILE=str(sandbox.inventory_dir / ".vault_pass"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_DEPRECATION_WARNINGS="0", PATH=os.path.dirname(sys.executable)
+               + os.pathsep + env.get("PATH", ""))
+    env.update(extra or {})
+    return env
+
+
+def run_playbook(inventories, extra_vars, *args, env=None, timeout=900):
+    cmd = [ANSIBLE_PLAYBOOK, "playbooks/promote.yml"]
+    for inv in inventories:
+        cmd += ["-i", str(inv)]
+    cmd += ["-e", json.dumps(extra_vars)] + list(args)
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return Run(proc, time.monotonic() - started)
+
+
+def listing(s3, bucket):
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = (obj["Size"], obj["ETag"])
+    return out
+
+
+def invalidations(cf, distribution_id):
+    """{id: set(decoded paths)} of every invalidation of the distribution."""
+    out = {}
+    for page in cf.get_paginator("list_invalidations").paginate(DistributionId=distribution_id):
+        for item in page["InvalidationList"].get("Items", []) or []:
+            inv = cf.get_invalidation(DistributionId=distribution_id, Id=item["Id"])["Invalidation"]
+            paths = inv["InvalidationBatch"]["Paths"].get("Items", []) or []
+            out[item["Id"]] = {urllib.parse.unquote(p) for p in paths}
+    return out
+
+
+def user_fk_columns(conn, database):
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
+                    "AND REFERENCED_TABLE_NAME = 'directus_users'", (database,))
+        out = {}
+        for table, column in cur.fetchall():
+            out.setdefault(table, set()).add(column)
+        return out
+
+
+def rows_by_email(conn, database, table, user_columns):
+    """Every row of `table` (primary-key order) with user references replaced by the user's e-mail."""
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION time_zone = '+00:00'")
+        cur.execute("SELECT id, email FROM `%s`.`directus_users`" % database)
+        emails = dict(cur.fetchall())
+        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                    "ORDER BY ORDINAL_POSITION", (database, table))
+        columns = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
+                    "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (database, table))
+        pk = [r[0] for r in cur.fetchall()] or columns
+        cur.execute("SELECT %s FROM `%s`.`%s` ORDER BY %s" % (", ".join("`%s`" % c for c in columns), database, table,
+                                                            ", ".join("`%s`" % c for c in pk)))
+        out = []
+        for row in cur.fetchall():
+            out.append(tuple(("user:%s" % emails.get(v, "?unknown?")) if (c in user_columns and v is not None) else v
+                             for c, v in zip(columns, row)))
+        return columns, out
+
+
+def users_view(conn, database):
+    """Production users as they must survive: every column, with the role compared by name."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT u.*, r.name AS role_name FROM `%s`.directus_users u LEFT JOIN `%s`.directus_roles r "
+                    "ON r.id = u.role ORDER BY u.id" % (database, database))
+        names = [d[0] for d in cur.description]
+        return [{k: v for k, v in zip(names, row) if k != "role"} for row in cur.fetchall()]
+
+
+class Prober(threading.Thread):
+    """Reads production's directus_files and bucket listing in a loop during the run.
+
+    A key counts as missing only when it is referenced both before and after the listing that
+    lacks it (so a row that was swapped out meanwhile is not a false alarm).
+    """
+
+    def __init__(self, sandbox, bucket):
+        super().__init__(daemon=True)
+        self.sandbox, self.bucket = sandbox, bucket
+        self.stop_event = threading.Event()
+        self.rounds, self.missing, self.errors = 0, [], []
+
+    def referenced(self, conn):
+        with conn.cursor() as cur:
+            cur.execute("SELECT filename_disk FROM `%s`.directus_files WHERE storage = 's3'" % DB)
+            return {r[0] for r in cur.fetchall()}
+
+    def run(self):
+        conn = self.sandbox.prod.connect(autocommit=True)
+        s3 = self.sandbox.aws.client("s3")
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    before = self.referenced(conn)
+                    keys = set(listing(s3, self.bucket))
+                    after = self.referenced(conn)
+                except Exception as exc:  # noqa: BLE001 - a missing table is exactly what we look for
+                    self.errors.append(repr(exc))
+                    continue
+                gone = (before & after) - keys
+                if gone:
+                    self.missing.append(sorted(gone))
+                self.rounds += 1
+                time.sleep(0.01)
+        finally:
+            conn.close()
+
+
+# --------------------------------------------------------------------------- the promotion
+
+@pytest.fixture(scope="module")
+def world(sandbox, tmp_path_factory):
+    """Directus-shaped staging and prod, Directus stubs, and the inventories of the sandbox."""
+    tmp = tmp_path_factory.mktemp("promote")
+    s3 = sandbox.aws.client("s3")
+    for env, server in (("staging", sandbox.staging), ("prod", sandbox.prod)):
+        conn = server.connect()
+        try:
+            fx.build_directus_db(conn, DB, env=env, seed=SEED, content_rows=400, files=FILES)
+        finally:
+            conn.close()
+        bucket = sandbox.buckets[env]
+        keys = list(listing(s3, bucket))
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+        fx.build_assets(s3, bucket, files=FILES, seed=SEED, env=env)
+    conn = sandbox.staging.connect()
+    try:
+        fx.staging_edit(conn, DB, seed=SEED)
+    finally:
+        conn.close()
+
+    stubs = {"staging": DirectusStub(STAGING_TOKEN).start(), "prod": DirectusStub(PROD_TOKEN).start()}
+    extra_inventory = tmp / "directus.yml"
+    extra_inventory.write_text(json.dumps({"all": {"children": {"directus_environments": {"hosts": {
+        "staging": {"directus_url": stubs["staging"].url, "directus_admin_token": STAGING_TOKEN},
+        "prod": {"directus_url": stubs["prod"].url, "directus_admin_token": PROD_TOKEN},
+    }}}}}))
+    state_dir = tmp / "state"
+    try:
+        yield {
+            "tmp": tmp, "stubs": stubs, "s3": s3, "cf": sandbox.aws.client("cloudfront"),
+            "inventories": [sandbox.inventory_dir, extra_inventory], "state_dir": state_dir,
+            "vars": {"source": "staging", "target": "prod", "promote_state_dir": str(state_dir),
+                     "promote_verify_health_delay": 1},
+            "env": playbook_env(sandbox),
+        }
+    finally:
+        for stub in stubs.values():
+            stub.stop()
+
+
+def snapshot(sandbox, world):
+    conn = sandbox.prod.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
+            schemas = [r[0] for r in cur.fetchall()]
+        return {
+            "checksums": fx.table_checksums(conn, DB),
+            "schemas": schemas,
+            "bucket": listing(world["s3"], sandbox.buckets["prod"]),
+            "invalidations": invalidations(world["cf"], sandbox.distribution_id),
+            "users": users_view(conn, DB),
+            "cache_calls": len(world["stubs"]["prod"].calls_to("POST", "/utils/cache/clear")),
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def promoted(sandbox, world):
+    """Check run, real run (with a prober), second run; everything measured around them."""
+    s3 = world["s3"]
+    staging_objects = listing(s3, sandbox.buckets["staging"])
+    prod_objects = listing(s3, sandbox.buckets["prod"])
+    expected_keys = {k for k, v in staging_objects.items() if prod_objects.get(k) != v} | (set(prod_objects) - set(staging_objects))
+
+    before = snapshot(sandbox, world)
+    check = run_playbook(world["inventories"], world["vars"], "--check", "--diff", env=world["env"])
+    after_check = snapshot(sandbox, world)
+
+    prober = Prober(sandbox, sandbox.buckets["prod"])
+    prober.start()
+    first = run_playbook(world["inventories"], world["vars"], "-v", env=world["env"])
+    prober.stop_event.set()
+    prober.join(timeout=30)
+    after_first = snapshot(sandbox, world)
+
+    second = run_playbook(world["inventories"], world["vars"], env=world["env"])
+    after_second = snapshot(sandbox, world)
+    return dict(check=check, first=first, second=second, before=before, after_check=after_check,
+                after_first=after_first, after_second=after_second, prober=prober, expected_keys=expected_keys,
+                staging_objects=staging_objects)
+
+
+def test_check_mode_changes_nothing_and_prints_the_plan(promoted):
+    run = promoted["check"]
+    assert run.rc == 0, run.out[-6000:]
+    assert promoted["after_check"] == promoted["before"]
+    # The plan is printed: the asset diff names a key that will be copied, and the summary says so.
+    assert any(key in run.out for key in promoted["expected_keys"]), run.out[-6000:]
+    assert any("CHECK MODE" in line for line in run.out.splitlines())
+    assert any(line.startswith("| database") and "would change" in line for line in run.summary()), run.summary()
+
+
+def test_promotion_succeeds_and_prints_one_summary_table(promoted):
+    run = promoted["first"]
+    assert run.rc == 0, run.out[-8000:]
+    phases = [line.split("|")[1].strip() for line in run.summary() if line.startswith("| ")]
+    assert phases[1:] == ["validate", "preflight", "assets_copy", "database", "assets_prune", "cdn", "cache", "verify"]
+    assert any(line.startswith("| assets_copy") and "changed" in line for line in run.summary())
+
+
+def test_production_content_equals_staging(sandbox, promoted):
+    staging = sandbox.staging.connect()
+    prod = sandbox.prod.connect()
+    try:
+        user_columns = user_fk_columns(staging, DB)
+        for table in fx.CONTENT_TABLES + ("directus_collections", "directus_fields", "directus_relations",
+                                          "directus_files", "directus_folders", "directus_flows"):
+            cols_s, rows_s = rows_by_email(staging, DB, table, user_columns.get(table, set()))
+            cols_p, rows_p = rows_by_email(prod, DB, table, user_columns.get(table, set()))
+            assert cols_p == cols_s, table
+            assert rows_p == rows_s, table
+        assert fx.fk_violations(prod, DB) == {}
+    finally:
+        staging.close()
+        prod.close()
+
+
+def test_production_users_sessions_and_settings_untouched(promoted):
+    before, after = promoted["before"], promoted["after_first"]
+    assert after["users"] == before["users"]
+    for table in KEEP_BYTE_IDENTICAL:
+        assert after["checksums"][table] == before["checksums"][table], table
+
+
+def test_assets_mirrored_without_a_dangling_moment(sandbox, promoted):
+    assert promoted["after_first"]["bucket"] == promoted["staging_objects"]
+    prober = promoted["prober"]
+    assert prober.rounds > 0
+    assert prober.missing == []
+    assert prober.errors == []
+
+
+def test_cdn_invalidated_with_exactly_the_changed_paths(promoted):
+    before, after = promoted["before"]["invalidations"], promoted["after_first"]["invalidations"]
+    new = {i: paths for i, paths in after.items() if i not in before}
+    assert len(new) == 1, new
+    (paths,) = new.values()
+    assert promoted["expected_keys"], "the fixtures must make staging and prod differ"
+    assert paths == {"/" + key for key in promoted["expected_keys"]}
+
+
+def test_cache_cleared_once_with_the_production_admin_token(world, promoted):
+    calls = world["stubs"]["prod"].calls_to("POST", "/utils/cache/clear")
+    assert len(calls) == 1
+    assert calls[0].authorized and "system" in calls[0].query
+    assert world["stubs"]["staging"].calls_to("POST", "/utils/cache/clear") == []
+    assert world["stubs"]["prod"].calls_to("GET", "/server/health")
+
+
+def test_second_run_changes_nothing(promoted):
+    run = promoted["second"]
+    assert run.rc == 0, run.out[-6000:]
+    assert run.changed == 0, run.changed_tasks()
+    assert promoted["after_second"] == promoted["after_first"]
+    assert any("no change" in line for line in run.out.splitlines())
+
+
+def test_no_secret_is_printed(sandbox, promoted):
+    secrets = [sandbox.staging.password, sandbox.prod.password, sandbox.aws.secret_key, STAGING_TOKEN, PROD_TOKEN]
+    for name in ("check", "first", "second"):
+        for secret in secrets:
+            assert secret not in promoted[name].out, (name, "a secret was printed")
+
+
+def test_unfinished_promotion_invalidates_on_the_rerun_once(sandbox, world, promoted):
+    """A promotion that fails before its CDN phase still invalidates on the re-run, exactly once."""
+    s3, cf = world["s3"], world["cf"]
+    key = "retry-%d.txt" % time.time_ns()
+    s3.put_object(Bucket=sandbox.buckets["staging"], Key=key, Body=b"retry")
+    before = invalidations(cf, sandbox.distribution_id)
+    # Stop after the database phase, as a failure there would: the new key is copied, not invalidated.
+    cut = run_playbook(world["inventories"], world["vars"], "--tags", "assets_copy,database", env=world["env"])
+    assert cut.rc == 0, cut.out[-6000:]
+    state = world["state_dir"] / "prod.cdn-pending.json"
+    pending = json.loads(state.read_text())
+    assert key in pending["s3_keys"] and pending["run_id"]
+    saved = state.read_text()
+
+    rerun = run_playbook(world["inventories"], world["vars"], env=world["env"])
+    assert rerun.rc == 0, rerun.out[-6000:]
+    assert not state.exists()
+    after = invalidations(cf, sandbox.distribution_id)
+    new = [paths for i, paths in after.items() if i not in before]
+    assert new == [{"/" + key}]
+
+    # The same promotion retried (its state file back, same run id): the invalidation is found again.
+    state.write_text(saved)
+    retried = run_playbook(world["inventories"], world["vars"], "--tags", "cdn", env=world["env"])
+    assert retried.rc == 0, retried.out[-6000:]
+    assert invalidations(cf, sandbox.distribution_id) == after
+    assert retried.changed == 1, retried.changed_tasks()  # only the state file's removal
+    s3.delete_object(Bucket=sandbox.buckets["staging"], Key=key)
+
+
+# --------------------------------------------------------------------------- validation errors
+
+BASE_ENV = {
+    "directus_db_host": "127.0.0.1", "directus_db_port": 3306, "directus_db_name": "directus_{name}",
+    "directus_db_user": "directus", "directus_db_password": "{{ vault_directus_db_password }}",
+    "directus_s3_bucket": "bucket-{name}",
+}
+
+
+def write_inventory(path, envs, vault=None):
+    hosts = {}
+    for name, overrides in envs.items():
+        hv = {k: (v.format(name=name) if isinstance(v, str) and "{name}" in v else v) for k, v in BASE_ENV.items()}
+        hv.update(vault_directus_db_password="pw-" + name)
+        hv.update(overrides)
+        hosts[name] = {k: v for k, v in hv.items() if v is not None}
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "hosts.yml").write_text(json.dumps({"all": {"children": {"directus_environments": {"hosts": hosts}}}}))
+    return path
+
+
+VALIDATION_CASES = {
+    "source missing": ({"staging": {}, "prod": {"directus_promote_allow_target": True}}, {"target": "prod"},
+                       ["source is not set: pass -e source=<environment> (one of: staging, prod)"]),
+    "unknown target": ({"staging": {}, "prod": {}}, {"source": "staging", "target": "qa"},
+                       ["target 'qa' is not a host of group 'directus_environments' (known: staging, prod)"]),
+    "same environment": ({"staging": {"directus_promote_allow_target": True}}, {"source": "staging", "target": "staging"},
+                         ["source and target are the same environment ('staging')"]),
+    "target not allowed": ({"staging": {}, "prod": {}}, {"source": "staging", "target": "prod"},
+                           ["target 'prod' does not allow being overwritten: set directus_promote_allow_target: true"]),
+    "missing vault variable": ({"staging": {"vault_directus_db_password": None}, "prod": {"directus_promote_allow_target": True}},
+                               {"source": "staging", "target": "prod"},
+                               ["source 'staging': directus_db_password is not defined (or references an undefined variable"]),
+    "missing variables": ({"staging": {"directus_s3_bucket": None, "directus_db_host": None},
+                           "prod": {"directus_db_user": "", "directus_promote_allow_target": True}},
+                          {"source": "staging", "target": "prod"},
+                          ["source 'staging': directus_s3_bucket is not defined",
+                           "source 'staging': set directus_db_host (or directus_db_unix_socket)",
+                           "target 'prod': directus_db_user must be a non-empty string"]),
+    "bad port and url": ({"staging": {"directus_db_port": "db"}, "prod": {"directus_promote_allow_target": True,
+                                                                         "directus_url": "cms.example.com"}},
+                         {"source": "staging", "target": "prod"},
+                         ["source 'staging': directus_db_port must be a TCP port number, got 'db'",
+                          "target 'prod': directus_url must start with http:// or https://"]),
+    "same database and bucket": ({"staging": {"directus_s3_bucket": "shared", "directus_s3_prefix": "uploads",
+                                              "directus_db_name": "directus"},
+                                  "prod": {"directus_s3_bucket": "shared", "directus_s3_prefix": "/uploads/",
+                                           "directus_db_name": "directus",
+                                           "directus_promote_allow_target": True}},
+                                 {"source": "staging", "target": "prod"},
+                                 ["source and target use the same database (127.0.0.1/directus)",
+                                  "source and target assets overlap (bucket 'shared', prefixes 'uploads' and 'uploads')"]),
+    "everything at once": ({"staging": {"directus_db_name": None}, "prod": {"directus_s3_bucket": None}},
+                           {"source": "staging", "target": "prod"},
+                           ["source 'staging': directus_db_name is not defined",
+                            "target 'prod': directus_s3_bucket is not defined",
+                            "target 'prod' does not allow being overwritten"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VALIDATION_CASES))
+def test_validation_error(case, tmp_path):
+    """One clear error listing every problem, before any connection (nothing else ran)."""
+    envs, extra, expected = VALIDATION_CASES[case]
+    inventory = write_inventory(tmp_path / "inv", envs)
+    run = run_playbook([inventory], dict(extra, promote_state_dir=str(tmp_path / "state")),
+                       env=playbook_env_plain())
+    assert run.rc != 0
+    errors = [line for line in run.out.splitlines() if "Promotion refused" in line]
+    assert errors, run.out[-4000:]
+    assert "%d problem(s)" % len(expected) in errors[0], run.out[-4000:]
+    for message in expected:
+        assert message in run.out, (message, run.out[-4000:])
+    assert run.recap[3] == 1 and "Plan the asset mirror" not in run.out and "/server/info" not in run.out
+    assert not (tmp_path / "state").exists()
+
+
+def test_role_argument_spec_rejects_bad_input(tmp_path):
+    inventory = write_inventory(tmp_path / "inv", {"staging": {}, "prod": {"directus_promote_allow_target": True}})
+    run = run_playbook([inventory], {"source": "staging", "target": "prod", "promote_s3_workers": "many",
+                                     "promote_db_role_mapping": "guess"}, env=playbook_env_plain())
+    assert run.rc != 0
+    assert "promote_s3_workers" in run.out and "promote_db_role_mapping" in run.out, run.out[-4000:]
+    assert run.recap[0] == 0  # nothing ran before the argument check
+
+
+def test_example_inventory_validates_and_is_encrypted():
+    example = REPO / "inventories" / "example"
+    for env in ("staging", "prod"):
+        text = (example / "host_vars" / env / "vault.yml").read_text()
+        assert text.startswith("$ANSIBLE_VAULT;1.2;AES256;example\n")
+        assert "CHANGE-ME" not in text
+    run = run_playbook([example], {"source": "staging", "target": "prod"}, "--tags", "validate",
+                       "--vault-id", "example@%s" % (example / "vault-password.example"), env=playbook_env_plain())
+    assert run.rc == 0, run.out[-4000:]
+    assert run.changed == 0
+    assert "| validate     | ok" in run.out
+
+
+def playbook_env_plain():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
+    return env
+
+
+if shutil.which(ANSIBLE_PLAYBOOK) is None:  # pragma: no cover - the venv always has it
+    pytest.skip("ansible-playbook not found next to %s" % sys.executable, allow_module_level=True)
