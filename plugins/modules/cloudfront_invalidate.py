@@ -114,6 +114,11 @@ notes:
     refused with C(TooManyInvalidationsInProgress) is retried with back-off until O(wait_timeout).
   - Without paths nothing is called at all, not even the distribution lookup.
   - Status is compared case-insensitively (emulators answer C(COMPLETED), AWS C(Completed)).
+  - An existing invalidation is looked for among the 30 newest invalidations of the distribution (one
+    C(ListInvalidations) page and at most 30 C(GetInvalidation) calls). Older ones are recognised when
+    CloudFront answers C(CreateInvalidation) with an invalidation created before the task started.
+  - "IAM permissions needed: C(cloudfront:CreateInvalidation), C(cloudfront:GetInvalidation),
+    C(cloudfront:ListInvalidations), and C(cloudfront:ListDistributions) with O(alias)."
 """
 
 EXAMPLES = r"""

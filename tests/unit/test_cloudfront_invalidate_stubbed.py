@@ -36,13 +36,18 @@ class FakeClock:
         self.t += seconds
 
 
+@pytest.fixture(scope="module")
+def cloudfront():
+    return boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example-secret",
+                                 region_name="us-east-1").client("cloudfront")
+
+
 @pytest.fixture
-def client():
-    cf = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example-secret",
-                               region_name="us-east-1").client("cloudfront")
-    with Stubber(cf) as stub:
-        cf.stub = stub
-        yield cf
+def client(cloudfront):
+    """The client with a fresh Stubber: any call not queued below fails the test."""
+    with Stubber(cloudfront) as stub:
+        cloudfront.stub = stub
+        yield cloudfront
         stub.assert_no_pending_responses()
 
 
@@ -287,6 +292,22 @@ def test_aws_order_reads_a_single_page(client, clock):
         expect_get(client, inv)
     expect_create(client, invalidation("NEW", ref, ["/a"]))
     summaries, changed = invalidator(client, clock).run(plan["batches"])
+    assert changed is True and summaries[0]["id"] == "NEW"
+
+
+def test_busy_distribution_is_never_listed_in_full(client, clock):
+    """One page of the newest invalidations and at most SCAN_LIMIT reads, however many exist (community.aws#234)."""
+    plan = plan_for(["/a"])
+    ref = plan["batches"][0]["caller_reference"]
+    newest = [invalidation("N%03d" % i, "other-%d" % i, ["/x"], "Completed", NOW - datetime.timedelta(minutes=i))
+              for i in range(100)]
+    expect_list(client, newest, truncated=True, next_marker="page-2-of-many")
+    for inv in newest[:mod.SCAN_LIMIT]:
+        expect_get(client, inv)
+    expect_create(client, invalidation("NEW", ref, ["/a"]))
+    inv = mod.Invalidator(client, DIST, 600, sleep=clock.sleep, monotonic=clock.monotonic, now=lambda: NOW,
+                          workers=1, jitter=False)
+    summaries, changed = inv.run(plan["batches"])
     assert changed is True and summaries[0]["id"] == "NEW"
 
 
