@@ -46,7 +46,7 @@ options:
   endpoint_url:
     description:
       - An alternative endpoint, for S3-compatible services and emulators.
-      - If not set, E(AWS_URL) or E(EC2_URL) are used.
+      - If not set, E(AWS_URL), E(AWS_ENDPOINT_URL) or E(EC2_URL) are used.
       - When set, S3 requests use path-style addressing.
     type: str
     aliases: [aws_endpoint_url, ec2_url, s3_url]

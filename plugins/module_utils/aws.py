@@ -73,7 +73,7 @@ def aws_connection_argument_spec(prefix=""):
         ),
         "endpoint_url": dict(
             type="str", aliases=["aws_endpoint_url", "ec2_url", "s3_url"],
-            fallback=(env_fallback, ["AWS_URL", "EC2_URL"]),
+            fallback=(env_fallback, ["AWS_URL", "AWS_ENDPOINT_URL", "EC2_URL"]),
         ),
         "validate_certs": dict(type="bool", default=True),
         "aws_ca_bundle": dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
