@@ -493,3 +493,21 @@ def playbook_env_plain():
 
 if shutil.which(ANSIBLE_PLAYBOOK) is None:  # pragma: no cover - the venv always has it
     pytest.skip("ansible-playbook not found next to %s" % sys.executable, allow_module_level=True)
+
+
+# --------------------------------------------------------------------------- molecule (last: it rebuilds the fixtures)
+
+def test_molecule_scenario_converges_idempotently(sandbox):
+    """extensions/molecule/default on the session's sandbox: converge, idempotence, verify."""
+    molecule = Path(sys.executable).parent / "molecule"
+    if not molecule.exists():
+        pytest.skip("molecule is not installed next to %s" % sys.executable)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_", "MOLECULE_"))}
+    env.update(PROMOTE_SANDBOX_DIR=str(sandbox.base_dir), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
+    proc = subprocess.run([str(molecule), "test", "-s", "default"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1800, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-8000:]
+    for step in ("converge", "idempotence", "verify"):
+        assert re.search(r"default\W+%s\W+Executed: Successful" % step, out), (step, out[-4000:])
