@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, casper.directus_promote contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""MariaDB/MySQL connection helpers (PyMySQL) shared by the collection's database modules.
+
+Connection options are one dict per side (``source``, ``target``); passwords
+only travel inside those dicts (``no_log``), never through argv or files.
+Row literals for bulk INSERT are built from the raw bytes the server sends
+(``use_unicode=False``, no Python type conversion), which keeps every type
+byte-identical and is several times faster than converting to Python objects
+and back.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+try:
+    import pymysql
+    import pymysql.converters
+    import pymysql.cursors
+except ImportError:  # pragma: no cover - reported through HAS_PYMYSQL
+    HAS_PYMYSQL = False
+    PYMYSQL_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_PYMYSQL = True
+    PYMYSQL_IMPORT_ERROR = None
+
+# MariaDB/MySQL client error codes mapped to one clear sentence each.
+ER_ACCESS_DENIED = 1045
+ER_DBACCESS_DENIED = 1044
+ER_BAD_DB = 1049
+CR_CONN_HOST_ERROR = 2003
+CR_CONNECTION_ERROR = 2002
+CR_UNKNOWN_HOST = 2005
+CR_SERVER_GONE = 2006
+CR_SERVER_LOST = 2013
+
+
+def mysql_connection_options():
+    """Suboptions of one connection dict (``source`` or ``target``)."""
+    return dict(
+        host=dict(type="str", default="127.0.0.1"),
+        port=dict(type="int", default=3306),
+        user=dict(type="str"),
+        password=dict(type="str", no_log=True),
+        database=dict(type="str", required=True),
+        unix_socket=dict(type="str"),
+        ssl_ca=dict(type="path"),
+        connect_timeout=dict(type="int", default=10),
+    )
+
+
+class DatabaseError(Exception):
+    """A database problem already phrased for the user (no secrets inside)."""
+
+
+def describe(params):
+    """``user@host:port/database`` (or the socket) — for messages; never the password."""
+    where = params.get("unix_socket") or "%s:%s" % (params.get("host"), params.get("port"))
+    return "%s@%s/%s" % (params.get("user") or "(default user)", where, params.get("database"))
+
+
+def error_code(exc):
+    try:
+        return int(exc.args[0])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def friendly_error(label, params, exc):
+    """One sentence for a connection/query error; the password never appears."""
+    code = error_code(exc)
+    where = params.get("unix_socket") or "%s:%s" % (params.get("host"), params.get("port"))
+    if code == ER_ACCESS_DENIED:
+        return "%s: access denied for user '%s' at %s (wrong user or password)" % (label, params.get("user"), where)
+    if code == ER_DBACCESS_DENIED:
+        return "%s: user '%s' may not use database '%s' at %s" % (label, params.get("user"), params.get("database"), where)
+    if code == ER_BAD_DB:
+        return "%s: unknown database '%s' at %s" % (label, params.get("database"), where)
+    if code in (CR_CONN_HOST_ERROR, CR_CONNECTION_ERROR, CR_UNKNOWN_HOST):
+        return "%s: cannot reach the MariaDB/MySQL server at %s (%s)" % (label, where, _reason(exc))
+    if code in (CR_SERVER_GONE, CR_SERVER_LOST):
+        return "%s: connection to %s was lost (%s)" % (label, where, _reason(exc))
+    return "%s: %s (%s)" % (label, _reason(exc), where)
+
+
+def _reason(exc):
+    args = getattr(exc, "args", ())
+    if len(args) >= 2:
+        text = str(args[1])
+    else:
+        text = str(exc)
+    return text
+
+
+def connect(params, label, database=True, streaming=False, raw=False, autocommit=True):
+    """Open a PyMySQL connection from a ``source``/``target`` options dict.
+
+    ``database=True`` selects ``params['database']``; ``False`` connects without one.
+    ``raw=True`` returns every value as the bytes the server sent (no conversion).
+    ``streaming=True`` uses an unbuffered ``SSCursor``.
+    Raises DatabaseError with a clear one-line message.
+    """
+    kwargs = dict(
+        host=params.get("host") or "127.0.0.1",
+        port=int(params.get("port") or 3306),
+        user=params.get("user"),
+        password=params.get("password") or "",
+        connect_timeout=int(params.get("connect_timeout") or 10),
+        charset="utf8mb4",
+        autocommit=autocommit,
+        # No LOCAL INFILE: a compromised server must not read client files.
+        local_infile=False,
+        program_name="casper.directus_promote",
+    )
+    if database:
+        kwargs["database"] = params["database"]
+    if params.get("unix_socket"):
+        kwargs["unix_socket"] = params["unix_socket"]
+    if params.get("ssl_ca"):
+        kwargs["ssl"] = {"ca": params["ssl_ca"]}
+    if streaming:
+        kwargs["cursorclass"] = pymysql.cursors.SSCursor
+    if raw:
+        kwargs["use_unicode"] = False
+        # Keep the encoders (for query arguments), drop every decoder: values stay bytes.
+        kwargs["conv"] = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.err.MySQLError as exc:
+        raise DatabaseError(friendly_error(label, params, exc)) from None
+    except (OSError, ValueError) as exc:
+        raise DatabaseError("%s: cannot connect to %s (%s)" % (label, describe(params), exc)) from None
+
+
+def quote_ident(name):
+    """Backtick-quote one identifier."""
+    return "`" + str(name).replace("`", "``") + "`"
+
+
+def qualified(schema, table):
+    return quote_ident(schema) + "." + quote_ident(table)
+
+
+def quote_string(value):
+    """A SQL string literal for a str (connection in utf8mb4, backslash escapes on)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\0", "\\0") + "'"
+
+
+NUMERIC_TYPES = frozenset((
+    "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float", "double",
+    "real", "year",
+))
+BINARY_TYPES = frozenset((
+    "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit", "geometry", "point",
+    "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection",
+))
+
+
+def literal_kind(data_type):
+    """How to write a raw value of an information_schema DATA_TYPE: 'num', 'bin' or 'str'."""
+    data_type = (data_type or "").lower()
+    if data_type in NUMERIC_TYPES:
+        return "num"
+    if data_type in BINARY_TYPES:
+        return "bin"
+    return "str"
+
+
+def _lit_num(value):
+    return b"NULL" if value is None else value
+
+
+def _lit_bin(value):
+    if value is None:
+        return b"NULL"
+    if not value:
+        return b"''"
+    return b"0x" + value.hex().encode("ascii")
+
+
+def _lit_str(value):
+    if value is None:
+        return b"NULL"
+    return b"'" + value.replace(b"\\", b"\\\\").replace(b"'", b"\\'").replace(b"\0", b"\\0") + b"'"
+
+
+_LITERALS = {"num": _lit_num, "bin": _lit_bin, "str": _lit_str}
+
+
+def row_encoder(kinds):
+    """Return f(row) -> b'(v1,v2,...)' for rows of raw bytes values, given literal kinds per column."""
+    funcs = tuple(_LITERALS[k] for k in kinds)
+    join = b",".join
+
+    def encode(row):
+        return b"(" + join([f(v) for f, v in zip(funcs, row)]) + b")"
+
+    return encode
+
+
+def insert_batches(rows, prefix, encoder, max_bytes):
+    """Group encoded rows into ``prefix VALUES (...),(...)`` statements of at most ~max_bytes.
+
+    Yields (statement_bytes, row_count). A single row larger than max_bytes goes alone.
+    """
+    parts = []
+    size = len(prefix)
+    count = 0
+    for row in rows:
+        enc = encoder(row)
+        if parts and size + len(enc) + 1 > max_bytes:
+            yield prefix + b",".join(parts), count
+            parts = []
+            size = len(prefix)
+            count = 0
+        parts.append(enc)
+        size += len(enc) + 1
+        count += 1
+    if parts:
+        yield prefix + b",".join(parts), count

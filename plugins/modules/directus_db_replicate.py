@@ -1,0 +1,1298 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, casper.directus_promote contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: directus_db_replicate
+short_description: Promote a Directus database to another MariaDB/MySQL server atomically and idempotently
+version_added: "0.1.0"
+description:
+  - Copies a Directus database (for example staging) into another one (for example production) while the
+    target keeps its own users, sessions, settings, audit trail and other environment state.
+  - Every table gets a policy. C(replace) tables (content and the schema/configuration system tables) come from
+    the source; C(keep) tables stay as they are on the target; C(merge) tables (C(directus_access),
+    C(directus_presets)) combine the source's rows without a user with the target's per-user rows; tables that
+    exist only on the target and are not kept are moved out of the live schema.
+  - A full preflight runs before any write. It checks that source and target are different databases, that both
+    have the same C(directus_migrations), that every role and policy referenced by kept rows exists in what is
+    promoted (rewriting references to the promoted role/policy of the same name, or refusing with a list), that
+    production admins keep admin access, which columns the source declares on kept tables that the target lacks,
+    and which promoted rows reference source users absent on the target.
+  - The source is read in one consistent snapshot and streamed (unbuffered) into a shadow schema on the target
+    server, verified by row counts and checksums, then swapped in with one atomic C(RENAME TABLE); the previous live
+    tables move into a backup schema C(<database>__backup_<timestamp>). Foreign keys of tables that stay live are
+    re-created against the new tables.
+  - Per-table checksums decide what changed. When nothing differs no schema is created and nothing is written.
+  - O(rollback=true) swaps the newest backup back in, also with one C(RENAME TABLE).
+author:
+  - casper.directus_promote contributors
+requirements:
+  - PyMySQL
+  - MariaDB 10.3+ or MySQL 8.0+ on both sides, InnoDB tables
+extends_documentation_fragment:
+  - casper.directus_promote.mysql
+options:
+  keep_tables:
+    description:
+      - Tables (glob patterns) whose target content is kept as it is.
+    type: list
+    elements: str
+    default: [directus_users, directus_sessions, directus_notifications, directus_shares, directus_comments,
+              directus_settings, directus_extensions, directus_webhooks, directus_migrations, directus_activity,
+              directus_revisions, directus_oauth_*, directus_deployment*]
+  merge_tables:
+    description:
+      - Tables (glob patterns) merged from both sides. The source's rows whose split column is NULL are promoted and
+        the target's rows whose split column is not NULL are kept.
+      - The split column is C(user) unless given as C(table:column).
+      - Target rows whose auto-increment key collides with a promoted row get a new key.
+    type: list
+    elements: str
+    default: [directus_access, directus_presets]
+  replace_tables:
+    description:
+      - Tables (glob patterns) replaced from the source.
+      - When not set, every source table that is not kept, merged or excluded is replaced, and every target-only table
+        that is not kept or excluded is moved out of the live schema into the backup.
+      - When set, tables matching none of the lists are left alone.
+    type: list
+    elements: str
+  exclude_tables:
+    description:
+      - Tables (glob patterns) neither read nor changed.
+    type: list
+    elements: str
+    default: []
+  role_mapping:
+    description:
+      - How references of kept rows (for example C(directus_users.role), user-level C(directus_access.policy)) to
+        roles and policies that the promotion would remove are resolved.
+      - C(name) rewrites them to the promoted role or policy of the same name and refuses with a list when none
+        matches. C(id) requires identical ids.
+    type: str
+    choices: [name, id]
+    default: name
+  unknown_user_references:
+    description:
+      - What to do with promoted rows that reference source users absent on the target.
+      - C(map_email) points them to the target user with the same e-mail, else sets them to NULL; C(null) sets them to
+        NULL; C(fail) refuses with the counts.
+    type: str
+    choices: [map_email, "null", fail]
+    default: map_email
+  require_same_migrations:
+    description:
+      - Refuse when the C(directus_migrations) sets differ (different Directus versions).
+    type: bool
+    default: true
+  keep_backups:
+    description:
+      - How many backup schemas C(<database>__backup_<timestamp>) to keep on the target after a promotion; older ones are
+        dropped. C(0) drops the backup right after a successful swap.
+    type: int
+    default: 3
+  rollback:
+    description:
+      - Instead of promoting, swap the newest backup schema back into the live database (one C(RENAME TABLE)). The
+        tables it replaces move into C(<database>__rolledback_<timestamp>). O(source) is not needed.
+    type: bool
+    default: false
+  backup_file:
+    description:
+      - Also write a logical SQL backup of the live tables that are about to be swapped out to this path (mode 0600),
+        gzip-compressed when the name ends in C(.gz).
+    type: path
+  lock_timeout:
+    description:
+      - Seconds to wait for the target's promotion lock (C(GET_LOCK)) held by another run.
+    type: int
+    default: 10
+  batch_bytes:
+    description:
+      - Maximum size of one multi-row INSERT statement while copying (capped by the target's C(max_allowed_packet)).
+    type: int
+    default: 4194304
+attributes:
+  check_mode:
+    support: full
+    description: Returns the per-table plan and the preflight findings; writes nothing (no lock, schema or row).
+  diff_mode:
+    support: full
+    description: Table-level before/after listing of the tables that change.
+  idempotent:
+    support: full
+    description: A run when nothing differs reports C(changed=false) and writes nothing.
+notes:
+  - Kept tables are never copied. Around the swap, foreign keys of tables that stay live and point at swapped
+    tables are dropped just before the C(RENAME TABLE) and re-created against the new tables right after it, because
+    InnoDB moves such a reference along with the renamed parent table.
+  - Rewriting C(directus_users.role) to a promoted role of the same name happens right after the swap (milliseconds).
+    Directus serves permissions from its cache until the cache is cleared, which the role does afterwards.
+"""
+
+EXAMPLES = r"""
+- name: Promote staging's database to production
+  casper.directus_promote.directus_db_replicate:
+    source:
+      host: staging-db.internal
+      user: directus
+      password: "{{ vault_staging_db_password }}"
+      database: directus
+    target:
+      host: prod-db.internal
+      user: directus
+      password: "{{ vault_prod_db_password }}"
+      database: directus
+    keep_backups: 3
+  register: db
+
+- name: Undo the last promotion
+  casper.directus_promote.directus_db_replicate:
+    target:
+      host: prod-db.internal
+      user: directus
+      password: "{{ vault_prod_db_password }}"
+      database: directus
+    rollback: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the target was (or, in check mode, would be) changed.
+  returned: always
+  type: bool
+tables:
+  description: Per-table plan. C(action) is replace, merge, keep, drop, exclude or unchanged (policy in C(policy)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "articles", "action": "replace", "policy": "replace", "source_rows": 1200, "target_rows": 1100}]
+changed_tables:
+  description: Tables that change on the target.
+  returned: always
+  type: list
+  elements: str
+backup_schema:
+  description: Schema now holding the previous live tables, or null when nothing was swapped.
+  returned: always
+  type: str
+preflight:
+  description: Preflight results.
+  returned: always
+  type: dict
+  contains:
+    findings:
+      description: List of C({check, status, message}); status is ok, warning, changed or error.
+      type: list
+      elements: dict
+    remapped_roles:
+      description: Target role id -> promoted role id rewritten in kept rows.
+      type: dict
+    remapped_policies:
+      description: Target policy id -> promoted policy id rewritten in kept rows.
+      type: dict
+    user_refs_mapped:
+      description: Promoted references to source users re-pointed to target users by e-mail.
+      type: int
+    user_refs_nulled:
+      description: Promoted references to source users set to NULL.
+      type: int
+    added_columns:
+      description: C(table.column) added to kept tables with the source's definition.
+      type: list
+      elements: str
+timings:
+  description: Seconds per phase.
+  returned: always
+  type: dict
+executed_commands:
+  description: Statements run on the target (data statements summarised); no secrets.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import datetime
+import gzip
+import hashlib
+import os
+import queue
+import threading
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as plan
+from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import (
+    HAS_PYMYSQL,
+    PYMYSQL_IMPORT_ERROR,
+    DatabaseError,
+    connect,
+    friendly_error,
+    insert_batches,
+    literal_kind,
+    mysql_connection_options,
+    qualified,
+    quote_ident,
+    row_encoder,
+)
+
+if HAS_PYMYSQL:
+    import pymysql
+
+LOCK_PREFIX = "directus_promote:"
+FETCH_CHUNK = 2000
+
+
+def argument_spec():
+    return dict(
+        source=dict(type="dict", options=mysql_connection_options()),
+        target=dict(type="dict", required=True, options=mysql_connection_options()),
+        keep_tables=dict(type="list", elements="str", default=list(plan.DEFAULT_KEEP_TABLES)),
+        merge_tables=dict(type="list", elements="str", default=list(plan.DEFAULT_MERGE_TABLES)),
+        replace_tables=dict(type="list", elements="str"),
+        exclude_tables=dict(type="list", elements="str", default=[]),
+        role_mapping=dict(type="str", choices=["name", "id"], default="name"),
+        unknown_user_references=dict(type="str", choices=["map_email", "null", "fail"], default="map_email"),
+        require_same_migrations=dict(type="bool", default=True),
+        keep_backups=dict(type="int", default=3),
+        rollback=dict(type="bool", default=False),
+        backup_file=dict(type="path"),
+        lock_timeout=dict(type="int", default=10),
+        batch_bytes=dict(type="int", default=4 * 1024 * 1024),
+    )
+
+
+def _dec(value):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return value
+
+
+def fetch(conn, sql, args=None):
+    """All rows of a query, bytes decoded to str (works for raw and normal connections)."""
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        rows = cur.fetchall()
+    return [tuple(_dec(v) for v in row) for row in rows]
+
+
+def stream_rows(cur):
+    while True:
+        chunk = cur.fetchmany(FETCH_CHUNK)
+        if not chunk:
+            return
+        for row in chunk:
+            yield row
+
+
+class Failure(Exception):
+    """Stop the run with one clear message (after cleanup)."""
+
+
+class Replicator:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.check = module.check_mode
+        self.commands = []
+        self.timings = {}
+        self.findings = []
+        self.conns = []
+        self.tgt = None
+        self.snap = None
+        self.db = self.p["target"]["database"]
+        self.src_db = (self.p.get("source") or {}).get("database")
+        self.lock_held = False
+        self.stats = {"remapped_roles": {}, "remapped_policies": {}, "user_refs_mapped": 0, "user_refs_nulled": 0,
+                      "added_columns": []}
+
+    # ------------------------------------------------------------------ helpers
+    def _open(self, side, **kw):
+        params = self.p[side]
+        conn = connect(params, side, **kw)
+        self.conns.append(conn)
+        return conn
+
+    def run_sql(self, conn, sql, args=None, record=True):
+        if record:
+            self.commands.append(sql if isinstance(sql, str) else sql.decode("utf-8", "replace"))
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+
+    def timed(self, name, start):
+        self.timings[name] = round(self.timings.get(name, 0) + time.monotonic() - start, 3)
+
+    def close(self):
+        if self.tgt is not None and self.lock_held:
+            try:
+                fetch(self.tgt, "SELECT RELEASE_LOCK(%s)", (self.lock_name,))
+            except Exception:  # noqa: BLE001 - the connection may be gone; the lock dies with it
+                pass
+        for conn in self.conns:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    @property
+    def lock_name(self):
+        return (LOCK_PREFIX + self.db)[:64]
+
+    def identity(self, conn, database):
+        host, port, datadir, version = fetch(conn, "SELECT @@hostname, @@port, @@datadir, VERSION()")[0]
+        uuid_rows = fetch(conn, "SHOW VARIABLES LIKE 'server_uuid'")
+        return {"hostname": host, "port": int(port), "datadir": datadir, "version": version,
+                "server_uuid": uuid_rows[0][1] if uuid_rows else None, "database": database}
+
+    def schemas(self, conn):
+        return [r[0] for r in fetch(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")]
+
+    def base_tables(self, conn, schema):
+        rows = fetch(conn, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (schema,))
+        views = sorted(r[0] for r in rows if r[1] != "BASE TABLE")
+        return sorted(r[0] for r in rows if r[1] == "BASE TABLE"), views
+
+    def columns(self, conn, schema):
+        cols = {}
+        for table, column, data_type, extra, _pos in fetch(
+                conn, "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA, ORDINAL_POSITION FROM information_schema.COLUMNS "
+                      "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, ORDINAL_POSITION", (schema,)):
+            generated = "GENERATED" in (extra or "").upper() or (extra or "").upper() in ("VIRTUAL", "PERSISTENT", "STORED")
+            cols.setdefault(table, []).append((column, data_type, generated))
+        return cols
+
+    def show_create(self, conn, schema, table):
+        return fetch(conn, "SHOW CREATE TABLE %s" % qualified(schema, table))[0][1]
+
+    def foreign_keys(self, conn, schemas, clauses=False):
+        marks = ", ".join(["%s"] * len(schemas))
+        rows = fetch(conn, (
+            "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.ORDINAL_POSITION, "
+            "k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, r.UPDATE_RULE, r.DELETE_RULE "
+            "FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
+            "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+            "AND r.TABLE_NAME = k.TABLE_NAME "
+            "WHERE k.TABLE_SCHEMA IN (%s) AND k.REFERENCED_TABLE_NAME IS NOT NULL") % marks, tuple(schemas))
+        fks = plan.group_foreign_keys(rows)
+        if clauses:
+            texts = {}
+            for fk in fks:
+                key = (fk["schema"], fk["table"])
+                if key not in texts:
+                    texts[key] = plan.fk_clauses(self.show_create(conn, fk["schema"], fk["table"]))
+                fk["clause"] = texts[key].get(fk["name"])
+        return fks
+
+    def checksums(self, conn, schema, tables):
+        out = {}
+        tables = list(tables)
+        for i in range(0, len(tables), 50):
+            chunk = tables[i:i + 50]
+            if not chunk:
+                continue
+            sql = "CHECKSUM TABLE " + ", ".join(qualified(schema, t) for t in chunk)
+            for name, value in fetch(conn, sql):
+                out[name.split(".", 1)[1]] = None if value is None else str(value)
+        return out
+
+    def count(self, conn, schema, table, where=""):
+        return int(fetch(conn, "SELECT COUNT(*) FROM %s %s" % (qualified(schema, table), where))[0][0])
+
+    def add(self, check, status, message, **extra):
+        self.findings.append(plan.finding(check, status, message, **extra))
+
+    def errors(self):
+        return [f for f in self.findings if f["status"] == "error"]
+
+    def fail_if_errors(self, result):
+        errs = self.errors()
+        if errs:
+            raise Failure(" | ".join(f["message"] for f in errs))
+
+    # ------------------------------------------------------------------ entry
+    def run(self):
+        start = time.monotonic()
+        result = {"changed": False, "tables": [], "changed_tables": [], "backup_schema": None}
+        self.result = result
+        try:
+            t = time.monotonic()
+            self.tgt = self._open("target")
+            self.timed("connect", t)
+            if self.p["rollback"]:
+                self.rollback()
+            else:
+                if not self.p.get("source"):
+                    raise Failure("source is required unless rollback=true")
+                self.promote()
+        finally:
+            self.close()
+            self.timings["total"] = round(time.monotonic() - start, 3)
+        return result
+
+    def acquire_lock(self):
+        if self.check:
+            free = fetch(self.tgt, "SELECT IS_FREE_LOCK(%s)", (self.lock_name,))[0][0]
+            if str(free) != "1":
+                self.add("lock", "warning", "another promotion into %s is running right now (lock %s is held)"
+                         % (self.db, self.lock_name))
+            else:
+                self.add("lock", "ok", "no other promotion into %s is running" % self.db)
+            return
+        got = fetch(self.tgt, "SELECT GET_LOCK(%s, %s)", (self.lock_name, int(self.p["lock_timeout"])))[0][0]
+        if str(got) != "1":
+            raise Failure("another promotion into database '%s' on the target is running (lock '%s' still held after %s s); "
+                          "nothing was changed" % (self.db, self.lock_name, self.p["lock_timeout"]))
+        self.lock_held = True
+        self.add("lock", "ok", "target lock %s acquired" % self.lock_name)
+
+    def clean_leftovers(self):
+        leftovers = plan.schemas_with_mark(self.schemas(self.tgt), self.db, plan.SHADOW_MARK)
+        for schema in leftovers:
+            if self.check:
+                self.add("leftovers", "warning", "shadow schema %s left by an interrupted run will be removed" % schema)
+            else:
+                self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(schema))
+                self.add("leftovers", "changed", "removed shadow schema %s left by an interrupted run" % schema)
+
+    # ------------------------------------------------------------------ promote: gather + plan
+    def promote(self):
+        p = self.p
+        t = time.monotonic()
+        # One consistent snapshot of the source for everything read from it.
+        self.snap = self._open("source", raw=True, streaming=True)
+        self.timed("connect", t)
+        t = time.monotonic()
+        self.src_ident = self.identity(self.snap, self.src_db)
+        self.tgt_ident = self.identity(self.tgt, self.db)
+        if plan.same_database(self.src_ident, self.tgt_ident):
+            raise Failure("source and target are the same database ('%s' on %s:%s); refusing to promote a database onto itself"
+                          % (self.db, self.tgt_ident["hostname"], self.tgt_ident["port"]))
+        self.acquire_lock()
+        self.clean_leftovers()
+        self.run_sql(self.snap, "SET SESSION time_zone = '+00:00'", record=False)
+        self.run_sql(self.snap, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", record=False)
+        self.run_sql(self.snap, "START TRANSACTION WITH CONSISTENT SNAPSHOT", record=False)
+
+        src_tables, src_views = self.base_tables(self.snap, self.src_db)
+        tgt_tables, _tgt_views = self.base_tables(self.tgt, self.db)
+        if src_views:
+            self.add("views", "warning", "views are not promoted: %s" % ", ".join(src_views))
+        if not src_tables:
+            raise Failure("source database '%s' has no tables; refusing to promote an empty database" % self.src_db)
+        try:
+            merge_spec = plan.parse_merge_spec(p["merge_tables"])
+        except plan.PlanError as exc:
+            raise Failure(str(exc)) from None
+        self.actions, cls_findings = plan.classify_tables(
+            src_tables, tgt_tables, p["keep_tables"], merge_spec, p["replace_tables"], p["exclude_tables"])
+        self.findings.extend(cls_findings)
+        self.merge_spec = merge_spec
+        self.src_tables, self.tgt_tables = set(src_tables), set(tgt_tables)
+        self.src_cols = self.columns(self.snap, self.src_db)
+        self.tgt_cols = self.columns(self.tgt, self.db)
+        promoted = [n for n, a in self.actions.items() if a in ("replace", "merge")]
+        kept = [n for n, a in self.actions.items() if a == "keep" and n in self.tgt_tables]
+        self.src_create = {n: self.show_create(self.snap, self.src_db, n) for n in promoted}
+        for n in kept:
+            if n in self.src_tables:
+                self.src_create[n] = self.show_create(self.snap, self.src_db, n)
+        self.tgt_create = {n: self.show_create(self.tgt, self.db, n) for n in promoted if n in self.tgt_tables}
+
+        self.check_migrations()
+        self.plan_remaps(kept)
+        self.plan_kept_columns(kept)
+        self.plan_user_refs(promoted)
+        self.timed("preflight", t)
+
+        t = time.monotonic()
+        self.decide(promoted, kept)
+        self.plan_dangling()
+        self.build_diff()
+        self.timed("compare", t)
+        self.count_user_refs()
+        self.fail_if_errors(self.result)
+
+        self.result["changed"] = bool(self.result["changed_tables"])
+        if not self.result["changed"] or self.check:
+            self.finish_result()
+            return
+        self.execute()
+        self.finish_result()
+
+    def finish_result(self):
+        self.result["preflight"] = dict(self.stats, findings=self.findings)
+        self.result["timings"] = self.timings
+        self.result["executed_commands"] = self.commands
+
+    def check_migrations(self):
+        name = "directus_migrations"
+        if name in self.src_tables and name in self.tgt_tables:
+            src = [r[0] for r in fetch(self.snap, "SELECT version FROM %s" % qualified(self.src_db, name))]
+            tgt = [r[0] for r in fetch(self.tgt, "SELECT version FROM %s" % qualified(self.db, name))]
+            self.findings.append(plan.compare_migrations(src, tgt, self.p["require_same_migrations"]))
+        else:
+            self.add("migrations", "warning" if not self.p["require_same_migrations"] else "error",
+                     "directus_migrations is missing on the %s: not a Directus database?"
+                     % ("source" if name not in self.src_tables else "target"))
+
+    def ref_columns(self, conn, schema, parent, tables):
+        """(table, column) of ``tables`` referencing ``parent``: FKs + directus_relations."""
+        found = set()
+        for fk in self.foreign_keys(conn, [schema]):
+            if fk["ref_table"] == parent and fk["table"] in tables and len(fk["columns"]) == 1:
+                found.add((fk["table"], fk["columns"][0]))
+        if "directus_relations" in (self.tgt_tables if conn is self.tgt else self.src_tables):
+            for many_collection, many_field in fetch(
+                    conn, "SELECT many_collection, many_field FROM %s WHERE one_collection = %%s"
+                    % qualified(schema, "directus_relations"), (parent,)):
+                if many_collection in tables:
+                    found.add((many_collection, many_field))
+        cols = self.tgt_cols if conn is self.tgt else self.src_cols
+        return sorted((t, c) for t, c in found if c in [x[0] for x in cols.get(t, [])])
+
+    def kept_refs(self, parent, kept):
+        """{target id: [(table, column, rows)]} referenced by kept rows (and kept parts of merged tables)."""
+        merged = [n for n, a in self.actions.items() if a == "merge" and n in self.tgt_tables]
+        refs = {}
+        cols = self.ref_columns(self.tgt, self.db, parent, set(kept) | set(merged))
+        for table, column in cols:
+            where = "WHERE %s IS NOT NULL" % quote_ident(column)
+            if table in merged:
+                where += " AND %s IS NOT NULL" % quote_ident(plan.merge_column(table, self.merge_spec))
+            for value, rows in fetch(self.tgt, "SELECT %s, COUNT(*) FROM %s %s GROUP BY 1" % (
+                    quote_ident(column), qualified(self.db, table), where)):
+                refs.setdefault(value, []).append((table, column, int(rows)))
+        return refs, cols
+
+    def plan_remaps(self, kept):
+        self.role_map, self.policy_map = {}, {}
+        self.role_cols, self.policy_cols = [], []
+        for parent, kind in ((plan.ROLES_TABLE, "role"), (plan.POLICIES_TABLE, "policy")):
+            if self.actions.get(parent) != "replace" or parent not in self.tgt_tables:
+                continue
+            refs, cols = self.kept_refs(parent, kept)
+            tgt_names = dict(fetch(self.tgt, "SELECT id, name FROM %s" % qualified(self.db, parent)))
+            src_names = dict(fetch(self.snap, "SELECT id, name FROM %s" % qualified(self.src_db, parent)))
+            mapping, findings = plan.plan_id_remap(kind, refs, tgt_names, src_names, self.p["role_mapping"])
+            self.findings.extend(findings)
+            if kind == "role":
+                self.role_map, self.role_cols = mapping, cols
+                self.stats["remapped_roles"] = mapping
+            else:
+                self.policy_map, self.policy_cols = mapping, cols
+                self.stats["remapped_policies"] = mapping
+        self.check_admins()
+
+    def check_admins(self):
+        """Production admins must keep admin access after the promotion."""
+        users, roles, policies, access = plan.USERS_TABLE, plan.ROLES_TABLE, plan.POLICIES_TABLE, plan.ACCESS_TABLE
+        if self.actions.get(users) != "keep" or users not in self.tgt_tables or self.actions.get(roles) != "replace":
+            return
+        tcols = {t: [c[0] for c in cs] for t, cs in self.tgt_cols.items()}
+        scols = {t: [c[0] for c in cs] for t, cs in self.src_cols.items()}
+        status_filter = " AND u.status = 'active'" if "status" in tcols.get(users, []) else ""
+        admins = []
+        if access in self.tgt_tables and policies in self.tgt_tables and "admin_access" in tcols.get(policies, []):
+            admins = fetch(self.tgt, (
+                "SELECT DISTINCT u.id, u.email, u.role FROM {u} u JOIN {a} a ON (a.user = u.id OR a.role = u.role) "
+                "JOIN {p} p ON p.id = a.policy WHERE p.admin_access = 1" + status_filter).format(
+                u=qualified(self.db, users), a=qualified(self.db, access), p=qualified(self.db, policies)))
+        elif "admin_access" in tcols.get(roles, []):
+            admins = fetch(self.tgt, (
+                "SELECT u.id, u.email, u.role FROM {u} u JOIN {r} r ON r.id = u.role WHERE r.admin_access = 1"
+                + status_filter).format(u=qualified(self.db, users), r=qualified(self.db, roles)))
+        if not admins:
+            return
+        src_role_admin, src_access, src_policy_admin, user_policies = {}, [], {}, {}
+        if "admin_access" in scols.get(roles, []):
+            src_role_admin = {r: str(v) == "1" for r, v in fetch(
+                self.snap, "SELECT id, admin_access FROM %s" % qualified(self.src_db, roles))}
+        if access in self.src_tables and policies in self.src_tables and "admin_access" in scols.get(policies, []):
+            src_access = fetch(self.snap, "SELECT role, policy FROM %s WHERE role IS NOT NULL AND user IS NULL"
+                               % qualified(self.src_db, access))
+            src_policy_admin = {r: str(v) == "1" for r, v in fetch(
+                self.snap, "SELECT id, admin_access FROM %s" % qualified(self.src_db, policies))}
+        if access in self.tgt_tables and self.actions.get(access) in ("merge", "keep"):
+            for user, pol in fetch(self.tgt, "SELECT user, policy FROM %s WHERE user IS NOT NULL" % qualified(self.db, access)):
+                user_policies.setdefault(user, []).append(pol)
+            if self.actions.get(access) == "keep":
+                # kept access rows keep their policy ids; the promoted policies table must hold them
+                pass
+        losing = plan.admins_losing_access(admins, self.role_map, src_role_admin, src_access, user_policies,
+                                           self.policy_map, src_policy_admin)
+        if losing:
+            self.add("admin_access", "error",
+                     "production admins would lose admin access after the promotion: %s (their role maps to no promoted "
+                     "role with an admin policy); nothing was changed" % ", ".join(str(x) for x in losing),
+                     users=losing)
+        else:
+            self.add("admin_access", "ok", "%d production admin(s) keep admin access" % len(admins))
+
+    def plan_kept_columns(self, kept):
+        self.column_adds = []
+        if "directus_fields" not in self.src_tables:
+            return
+        fields = fetch(self.snap, "SELECT collection, field FROM %s" % qualified(self.src_db, "directus_fields"))
+        tgt_cols = {t: {c[0] for c in self.tgt_cols.get(t, [])} for t in kept}
+        src_create = {t: self.src_create[t] for t in kept if t in self.src_create}
+        self.column_adds = plan.missing_kept_columns(set(kept), fields, src_create, tgt_cols)
+        for table, column, definition, _after in self.column_adds:
+            self.add("kept_columns", "changed", "column %s.%s (declared in the source's directus_fields) is added to the "
+                     "kept table with the source definition: %s" % (table, column, definition))
+            self.stats["added_columns"].append("%s.%s" % (table, column))
+
+    def plan_user_refs(self, promoted):
+        users = plan.USERS_TABLE
+        self.user_map, self.user_cols = {}, []
+        if users not in self.src_tables or users not in self.tgt_tables:
+            return
+        src_users = dict(fetch(self.snap, "SELECT id, email FROM %s" % qualified(self.src_db, users)))
+        tgt_users = dict(fetch(self.tgt, "SELECT id, email FROM %s" % qualified(self.db, users)))
+        mode = self.p["unknown_user_references"]
+        self.user_map = plan.plan_user_map(src_users, tgt_users, mode)
+        fk_rows = [(fk["table"], fk["columns"][0], fk["ref_table"], fk["ref_columns"][0])
+                   for fk in self.foreign_keys(self.snap, [self.src_db]) if len(fk["columns"]) == 1]
+        relations = []
+        if "directus_relations" in self.src_tables:
+            relations = fetch(self.snap, "SELECT many_collection, many_field, one_collection FROM %s"
+                              % qualified(self.src_db, "directus_relations"))
+        columns = {t: {c[0] for c in cs} for t, cs in self.src_cols.items()}
+        self.user_cols = plan.user_ref_columns(fk_rows, relations, set(promoted), columns)
+        # The merge split column holds NULL in promoted rows and target ids in kept rows.
+        self.user_cols = [(t, c) for t, c in self.user_cols
+                          if not (self.actions.get(t) == "merge" and plan.merge_column(t, self.merge_spec) == c)]
+        self.user_fp = plan.fingerprint(sorted(self.user_map.items(), key=lambda kv: str(kv[0])), mode)
+
+    def build_diff(self):
+        tables = self.result["tables"]
+        if self.module._diff:
+            before, after = {}, {}
+            for e in tables:
+                n = e["name"]
+                if n not in self.result["changed_tables"]:
+                    continue
+                before[n] = "absent" if n not in self.tgt_tables else "%s rows" % (
+                    e["target_rows"] if e["target_rows"] is not None else "kept")
+                if e["action"] == "drop":
+                    after[n] = "removed from live (moved to the backup schema)"
+                elif e["action"] in ("replace", "merge"):
+                    after[n] = "%s from source (%s source rows)" % (e["action"], e["source_rows"])
+                else:
+                    after[n] = "kept: " + ", ".join(self.kept_changes.get(n, []))
+            b, a = plan.table_diff(before, after)
+            self.result["diff"] = {"before": b, "after": a, "before_header": "%s (target)" % self.db,
+                                   "after_header": "%s (after promotion)" % self.db}
+
+    def plan_dangling(self):
+        """Kept rows whose foreign key points at a promoted row that will not exist any more.
+
+        A nullable column is set to NULL right after the swap (what ON DELETE SET NULL would do and
+        what keeps the database consistent for later migrations); otherwise it is reported.
+        """
+        self.dangling = []
+        remapped = set(self.role_cols if self.role_map else []) | set(self.policy_cols if self.policy_map else [])
+        swapping = set(self.swap_in)
+        nullable = {}
+        for table, column, is_nullable in fetch(self.tgt, "SELECT TABLE_NAME, COLUMN_NAME, IS_NULLABLE FROM "
+                                                "information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", (self.db,)):
+            nullable[(table, column)] = is_nullable == "YES"
+        for fk in self.foreign_keys(self.tgt, [self.db]):
+            if len(fk["columns"]) != 1 or self.actions.get(fk["table"]) != "keep" or fk["ref_schema"] != self.db:
+                continue
+            if fk["ref_table"] not in swapping or (fk["table"], fk["columns"][0]) in remapped:
+                continue
+            col, ref_col = fk["columns"][0], fk["ref_columns"][0]
+            values = [r[0] for r in fetch(self.tgt, "SELECT DISTINCT %s FROM %s WHERE %s IS NOT NULL" % (
+                quote_ident(col), qualified(self.db, fk["table"]), quote_ident(col)))]
+            present = set()
+            for i in range(0, len(values), 1000):
+                chunk = values[i:i + 1000]
+                present.update(str(r[0]) for r in fetch(self.snap, "SELECT %s FROM %s WHERE %s IN (%s)" % (
+                    quote_ident(ref_col), qualified(self.src_db, fk["ref_table"]), quote_ident(ref_col),
+                    ", ".join(["%s"] * len(chunk))), tuple(chunk)))
+            missing = [v for v in values if str(v) not in present]
+            if not missing:
+                continue
+            rows = self.count(self.tgt, self.db, fk["table"], "WHERE %s IN (%s)" % (
+                quote_ident(col), ", ".join(self.tgt.escape(v) for v in missing)))
+            where = "%s.%s -> %s.%s" % (fk["table"], col, fk["ref_table"], ref_col)
+            if nullable.get((fk["table"], col)):
+                self.dangling.append((fk["table"], col, missing))
+                self.kept_changes.setdefault(fk["table"], []).append("set %s to NULL in %d row(s)" % (col, rows))
+                self.add("kept_references", "changed", "%s: %d kept row(s) reference %d promoted-away row(s); set to NULL"
+                         % (where, rows, len(missing)))
+            else:
+                self.add("kept_references", "warning", "%s: %d kept row(s) reference %d row(s) absent from the promoted "
+                         "table and the column is NOT NULL; left as they are" % (where, rows, len(missing)))
+        for entry in self.result["tables"]:
+            if entry["name"] in self.kept_changes:
+                entry["changes"] = self.kept_changes[entry["name"]]
+        self.result["changed_tables"] = sorted(set(self.result["changed_tables"]) | set(self.kept_changes))
+
+    def count_user_refs(self):
+        """Counts of promoted references to source users absent on the target (changed tables only)."""
+        if not self.user_map:
+            self.findings.append(plan.finding("user_references", "ok", "every source user exists on the target"))
+            return
+        counts = {}
+        changed = set(self.swap_in)
+        for table, column in self.user_cols:
+            if table not in changed:
+                continue
+            where = ""
+            if self.actions.get(table) == "merge":
+                where = "WHERE %s IS NULL" % quote_ident(plan.merge_column(table, self.merge_spec))
+            per = {}
+            for value, rows in fetch(self.snap, "SELECT %s, COUNT(*) FROM %s %s GROUP BY 1" % (
+                    quote_ident(column), qualified(self.src_db, table), where)):
+                if value in self.user_map:
+                    per[value] = int(rows)
+            if per:
+                counts[(table, column)] = per
+        mapped, nulled, findings = plan.user_ref_summary(counts, self.user_map, self.p["unknown_user_references"])
+        self.findings.extend(findings)
+        self.stats["user_refs_mapped"], self.stats["user_refs_nulled"] = mapped, nulled
+        self.user_counts = counts
+
+    # ------------------------------------------------------------------ compare
+    def read_state(self):
+        state_schema = self.db + plan.STATE_MARK
+        self.state_schema = state_schema
+        if state_schema not in self.schemas(self.tgt):
+            return {}
+        try:
+            rows = fetch(self.tgt, "SELECT table_name, source_checksum, target_checksum, fingerprint FROM %s"
+                         % qualified(state_schema, "table_state"))
+        except pymysql.err.MySQLError:
+            return {}
+        return {r[0]: {"source_checksum": r[1], "target_checksum": r[2], "fingerprint": r[3]} for r in rows}
+
+    def merge_part_hash(self, conn, schema, table, columns, split, null):
+        cols = ", ".join(quote_ident(c) for c in columns)
+        h = hashlib.sha256()
+        rows = fetch(conn, "SELECT %s FROM %s WHERE %s IS %sNULL ORDER BY %s" % (
+            cols, qualified(schema, table), quote_ident(split), "" if null else "NOT ", cols))
+        for row in rows:
+            h.update(repr(row).encode("utf-8", "surrogateescape"))
+        return h.hexdigest(), len(rows)
+
+    def decide(self, promoted, kept):
+        state = self.read_state()
+        self.state = state
+        replace = [n for n in promoted if self.actions[n] == "replace"]
+        src_ck = self.checksums(self.snap, self.src_db, replace)
+        tgt_ck = self.checksums(self.tgt, self.db, [n for n in replace if n in self.tgt_tables])
+        self.src_ck, self.tgt_ck = src_ck, tgt_ck
+        self.comparable = self.src_ident["version"].split("-")[0] == self.tgt_ident["version"].split("-")[0]
+        if not self.comparable:
+            self.add("checksums", "warning", "source (%s) and target (%s) run different server versions: CHECKSUM TABLE "
+                     "values are not comparable, every table is copied and verified by row counts"
+                     % (self.src_ident["version"], self.tgt_ident["version"]))
+        user_tables = {t for t, _c in self.user_cols}
+        raw_tgt = None
+        self.swap_in, self.swap_out, self.kept_changes = [], [], {}
+        tables = []
+        for name in sorted(self.actions):
+            action = self.actions[name]
+            entry = {"name": name, "policy": action, "action": action, "source_rows": None, "target_rows": None}
+            if action == "replace":
+                fp = self.user_fp if (name in user_tables and self.user_map) else None
+                same = self.comparable and plan.replace_unchanged(
+                    self.src_create[name], self.tgt_create.get(name), src_ck.get(name), tgt_ck.get(name),
+                    state.get(name), fp)
+                entry["source_rows"] = self.count(self.snap, self.src_db, name)
+                if name in self.tgt_tables:
+                    entry["target_rows"] = self.count(self.tgt, self.db, name)
+                if same:
+                    entry["action"] = "unchanged"
+                else:
+                    self.swap_in.append(name)
+                    if name in self.tgt_tables:
+                        self.swap_out.append(name)
+            elif action == "merge":
+                split = plan.merge_column(name, self.merge_spec)
+                src_cols = [c[0] for c in self.src_cols[name] if not c[2]]
+                if split not in src_cols:
+                    raise Failure("merge table %s has no column '%s' in the source" % (name, split))
+                s_hash, s_rows = self.merge_part_hash(self.snap, self.src_db, name, src_cols, split, True)
+                entry["source_rows"] = s_rows
+                same = False
+                if name in self.tgt_tables:
+                    entry["target_rows"] = self.count(self.tgt, self.db, name)
+                    tgt_cols = [c[0] for c in self.tgt_cols[name] if not c[2]]
+                    if raw_tgt is None:
+                        raw_tgt = self._open("target", raw=True)
+                    if tgt_cols == src_cols and plan.normalize_create(self.src_create[name]) == plan.normalize_create(
+                            self.tgt_create[name]):
+                        t_hash, _n = self.merge_part_hash(raw_tgt, self.db, name, src_cols, split, True)
+                        remap_here = any(t == name for t, _c in self.role_cols + self.policy_cols) and (
+                            self.role_map or self.policy_map)
+                        same = t_hash == s_hash and not remap_here
+                if same:
+                    entry["action"] = "unchanged"
+                else:
+                    self.swap_in.append(name)
+                    if name in self.tgt_tables:
+                        self.swap_out.append(name)
+            elif action == "drop":
+                entry["target_rows"] = self.count(self.tgt, self.db, name)
+                self.swap_out.append(name)
+            elif action == "keep" and name in self.tgt_tables:
+                entry["target_rows"] = None
+                changes = []
+                changes += ["add column %s" % c for t, c, _d, _a in self.column_adds if t == name]
+                if self.role_map and any(t == name for t, _c in self.role_cols):
+                    changes.append("remap roles")
+                if self.policy_map and any(t == name for t, _c in self.policy_cols):
+                    changes.append("remap policies")
+                if changes:
+                    self.kept_changes[name] = changes
+                    entry["changes"] = changes
+            tables.append(entry)
+        self.result["tables"] = tables
+        self.result["changed_tables"] = sorted(set(self.swap_in) | set(self.swap_out) | set(self.kept_changes))
+
+    # ------------------------------------------------------------------ execute
+    def execute(self):
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        existing = set(self.schemas(self.tgt))
+        suffix = ""
+        n = 1
+        while plan.side_schema_name(self.db, plan.BACKUP_MARK, stamp + suffix) in existing or \
+                plan.side_schema_name(self.db, plan.SHADOW_MARK, stamp + suffix) in existing:
+            n += 1
+            suffix = "_%d" % n
+        shadow = plan.side_schema_name(self.db, plan.SHADOW_MARK, stamp + suffix)
+        backup = plan.side_schema_name(self.db, plan.BACKUP_MARK, stamp + suffix)
+        charset, collation = fetch(self.tgt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+                                   "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (self.db,))[0]
+        self.run_sql(self.tgt, "SET SESSION foreign_key_checks = 0", record=False)
+        swapped = False
+        shadow_created = False
+        dropped_fks = []
+        try:
+            t = time.monotonic()
+            if self.swap_in:
+                self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
+                    quote_ident(shadow), charset, collation))
+                shadow_created = True
+                self.build_shadow(shadow)
+            self.timed("copy", t)
+            t = time.monotonic()
+            if self.p.get("backup_file"):
+                self.write_backup_file(self.p["backup_file"])
+                self.timed("backup_file", t)
+            t = time.monotonic()
+            for table, column, definition, after in self.column_adds:
+                self.run_sql(self.tgt, plan.add_column_sql(self.db, table, column, definition, after))
+            schemas = [self.db, shadow] if shadow_created else [self.db]
+            fks = self.foreign_keys(self.tgt, schemas, clauses=True)
+            fixes = plan.plan_fk_fixups(fks, self.db, backup, self.swap_out, shadow, self.swap_in)
+            for fk, ref in fixes["pre_repoint"]:
+                self.run_sql(self.tgt, plan.fk_drop_sql(fk))
+                self.run_sql(self.tgt, plan.fk_add_sql(fk, ref))
+            rename = plan.build_rename(self.db, backup, self.swap_out, shadow, self.swap_in)
+            if self.swap_out:
+                self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
+                    quote_ident(backup), charset, collation))
+            for fk, _ref in fixes["pre_drop"]:
+                self.run_sql(self.tgt, plan.fk_drop_sql(fk))
+                dropped_fks.append(fk)
+            if rename:
+                self.run_sql(self.tgt, rename)
+            swapped = True
+            self.result["backup_schema"] = backup if self.swap_out else None
+            # Right after the swap: kept references follow the promoted ids, FKs point at the new tables.
+            self.apply_kept_remaps(self.db, live_only=True)
+            for table, column, missing in self.dangling:
+                for i in range(0, len(missing), 1000):
+                    chunk = missing[i:i + 1000]
+                    self.run_sql(self.tgt, "UPDATE %s SET %s = NULL WHERE %s IN (%s)" % (
+                        qualified(self.db, table), quote_ident(column), quote_ident(column),
+                        ", ".join(["%s"] * len(chunk))), tuple(chunk))
+            for fk, ref in fixes["post_add"]:
+                self.run_sql(self.tgt, plan.fk_add_sql(fk, ref))
+            dropped_fks = []
+            for fk, ref in fixes["post_repoint"]:
+                self.run_sql(self.tgt, plan.fk_drop_sql(fk, schema=backup))
+                self.run_sql(self.tgt, plan.fk_add_sql(fk, ref, schema=backup))
+            self.timed("swap", t)
+        except Exception:
+            if not swapped:
+                for fk in dropped_fks:
+                    try:
+                        self.run_sql(self.tgt, plan.fk_add_sql(fk, self.db))
+                    except Exception:  # noqa: BLE001 - best effort; reported by the original error
+                        pass
+                for schema in (shadow, backup):
+                    try:
+                        self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(schema))
+                    except Exception:  # noqa: BLE001 - the next run removes leftovers
+                        pass
+            raise
+        t = time.monotonic()
+        if shadow_created:
+            self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(shadow))
+        self.save_state(backup if self.swap_out else None)
+        self.prune(plan.BACKUP_MARK)
+        self.timed("finish", t)
+
+    def build_shadow(self, shadow):
+        loader = self._open("target", database=False)
+        self.loader = loader
+        for sql in ("SET SESSION foreign_key_checks = 0", "SET SESSION unique_checks = 0",
+                    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'", "SET SESSION time_zone = '+00:00'"):
+            self.run_sql(loader, sql, record=False)
+        self.run_sql(loader, "USE %s" % quote_ident(shadow), record=False)
+        for name in sorted(self.swap_in):
+            self.run_sql(loader, self.src_create[name])
+        max_packet = int(fetch(self.tgt, "SELECT @@max_allowed_packet")[0][0])
+        batch = max(64 * 1024, min(int(self.p["batch_bytes"]), max_packet // 2))
+        self.copied = {}
+        for name in sorted(self.swap_in):
+            cols = [c for c in self.src_cols[name] if not c[2]]
+            where = ""
+            if self.actions[name] == "merge":
+                where = " WHERE %s IS NULL" % quote_ident(plan.merge_column(name, self.merge_spec))
+            rows = self.copy_table(name, cols, shadow, where, batch)
+            self.copied[name] = rows
+            if self.actions[name] == "merge" and name in self.tgt_tables:
+                self.merge_target_rows(loader, shadow, name, cols)
+        # verify against the snapshot before any transformation
+        t = time.monotonic()
+        replaced = [n for n in self.swap_in if self.actions[n] == "replace"]
+        shadow_ck = self.checksums(self.tgt, shadow, replaced) if self.comparable else {}
+        for name in sorted(self.swap_in):
+            if self.actions[name] != "replace":
+                continue
+            got = self.count(self.tgt, shadow, name)
+            if got != self.copied[name]:
+                raise Failure("verification failed for %s: %d rows read from the source, %d in the shadow copy"
+                              % (name, self.copied[name], got))
+            if self.comparable and shadow_ck.get(name) != self.src_ck.get(name):
+                raise Failure("verification failed for %s: checksum %s in the shadow copy, %s in the source snapshot"
+                              % (name, shadow_ck.get(name), self.src_ck.get(name)))
+        self.timed("verify", t)
+        self.transform_shadow(loader, shadow)
+        user_tables = {t for t, _c in self.user_cols}
+        self.new_state = {}
+        transformed = [n for n in replaced if n in user_tables and self.user_map]
+        after_ck = self.checksums(self.tgt, shadow, transformed) if transformed else {}
+        for name in replaced:
+            fp = self.user_fp if name in transformed else None
+            self.new_state[name] = (self.src_ck.get(name), after_ck.get(name, shadow_ck.get(name)), fp)
+
+    def copy_table(self, name, cols, shadow, where, batch):
+        col_sql = ", ".join(quote_ident(c[0]) for c in cols)
+        prefix = ("INSERT INTO %s (%s) VALUES " % (qualified(shadow, name), col_sql)).encode("utf-8")
+        encoder = row_encoder([literal_kind(c[1]) for c in cols])
+        work = queue.Queue(maxsize=4)
+        errors = []
+
+        def writer():
+            cur = self.loader.cursor()
+            while True:
+                item = work.get()
+                if item is None:
+                    return
+                if errors:
+                    continue
+                try:
+                    cur.execute(item)
+                except Exception as exc:  # noqa: BLE001 - handed to the reading thread
+                    errors.append(exc)
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        total = statements = 0
+        try:
+            self.run_sql(self.loader, "START TRANSACTION", record=False)
+            with self.snap.cursor() as cur:
+                cur.execute("SELECT %s FROM %s%s" % (col_sql, qualified(self.src_db, name), where))
+                for stmt, count in insert_batches(stream_rows(cur), prefix, encoder, batch):
+                    if errors:
+                        break
+                    work.put(stmt)
+                    total += count
+                    statements += 1
+        finally:
+            work.put(None)
+            thread.join()
+        if errors:
+            raise errors[0]
+        self.run_sql(self.loader, "COMMIT", record=False)
+        self.commands.append("INSERT INTO %s: %d rows in %d statements" % (qualified(shadow, name), total, statements))
+        return total
+
+    def merge_target_rows(self, loader, shadow, name, src_cols):
+        """Add the target's per-user rows; colliding auto-increment keys get new ones."""
+        split = plan.merge_column(name, self.merge_spec)
+        tgt_names = {c[0] for c in self.tgt_cols[name] if not c[2]}
+        cols = [c[0] for c in src_cols if c[0] in tgt_names]
+        pk = [r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA=%s "
+                                  "AND TABLE_NAME=%s AND CONSTRAINT_NAME='PRIMARY' ORDER BY ORDINAL_POSITION", (self.db, name))]
+        col_sql = ", ".join(quote_ident(c) for c in cols)
+        live, shad = qualified(self.db, name), qualified(shadow, name)
+        if len(pk) == 1:
+            key = quote_ident(pk[0])
+            conflict = "%s IN (SELECT %s FROM %s WHERE %s IS NULL)" % (key, key, shad, quote_ident(split))
+            self.run_sql(loader, "INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s IS NOT NULL AND NOT %s" % (
+                shad, col_sql, col_sql, live, quote_ident(split), conflict))
+            auto = any("auto_increment" in (r[0] or "") for r in fetch(
+                self.tgt, "SELECT EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
+                "AND COLUMN_NAME=%s", (self.db, name, pk[0])))
+            clashes = self.count(self.tgt, self.db, name, "WHERE %s IS NOT NULL AND %s" % (quote_ident(split), conflict))
+            if clashes and auto:
+                other = [c for c in cols if c != pk[0]]
+                other_sql = ", ".join(quote_ident(c) for c in other)
+                self.run_sql(loader, "INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s IS NOT NULL AND %s ORDER BY %s" % (
+                    shad, other_sql, other_sql, live, quote_ident(split), conflict, key))
+                self.add("merge", "changed", "%s: %d kept row(s) got a new %s (it collided with a promoted row)"
+                         % (name, clashes, pk[0]))
+            elif clashes:
+                self.add("merge", "warning", "%s: %d kept row(s) share their key with a promoted row and were not kept"
+                         % (name, clashes))
+        else:
+            self.run_sql(loader, "INSERT IGNORE INTO %s (%s) SELECT %s FROM %s WHERE %s IS NOT NULL" % (
+                shad, col_sql, col_sql, live, quote_ident(split)))
+
+    def transform_shadow(self, loader, shadow):
+        """User references -> target users; kept parts of merged tables -> promoted role/policy ids."""
+        targets = [(t, c) for t, c in self.user_cols if t in self.swap_in]
+        if self.user_map and targets:
+            id_type = fetch(self.tgt, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND "
+                            "TABLE_NAME=%s AND COLUMN_NAME='id'", (self.db, plan.USERS_TABLE))
+            id_type = id_type[0][0] if id_type else "varchar(255)"
+            umap = qualified(shadow, "__user_map")
+            self.run_sql(loader, "CREATE TABLE %s (src %s NOT NULL PRIMARY KEY, dst %s NULL)" % (umap, id_type, id_type))
+            items = sorted(self.user_map.items(), key=lambda kv: str(kv[0]))
+            for i in range(0, len(items), 1000):
+                chunk = items[i:i + 1000]
+                self.run_sql(loader, "INSERT INTO %s (src, dst) VALUES %s" % (
+                    umap, ", ".join(["(%s, %s)"] * len(chunk))), tuple(v for kv in chunk for v in kv), record=False)
+            for table, column in targets:
+                self.run_sql(loader, "UPDATE %s t JOIN %s m ON t.%s = m.src SET t.%s = m.dst" % (
+                    qualified(shadow, table), umap, quote_ident(column), quote_ident(column)))
+            self.run_sql(loader, "DROP TABLE %s" % umap)
+        self.apply_kept_remaps(shadow, live_only=False, conn=loader)
+
+    def apply_kept_remaps(self, schema, live_only, conn=None):
+        conn = conn or self.tgt
+        for mapping, cols in ((self.role_map, self.role_cols), (self.policy_map, self.policy_cols)):
+            if not mapping:
+                continue
+            for table, column in cols:
+                action = self.actions.get(table)
+                if live_only and action != "keep":
+                    continue
+                if not live_only and not (action == "merge" and table in self.swap_in):
+                    continue
+                where = ""
+                if action == "merge":
+                    where = " AND %s IS NOT NULL" % quote_ident(plan.merge_column(table, self.merge_spec))
+                items = sorted(mapping.items(), key=lambda kv: str(kv[0]))
+                case = " ".join(["WHEN %s THEN %s"] * len(items))
+                args = tuple(v for kv in items for v in kv) + tuple(k for k, _v in items)
+                self.run_sql(conn, "UPDATE %s SET %s = CASE %s %s END WHERE %s IN (%s)%s" % (
+                    qualified(schema, table), quote_ident(column), quote_ident(column), case, quote_ident(column),
+                    ", ".join(["%s"] * len(items)), where), args)
+
+    def write_backup_file(self, path):
+        """Logical SQL backup (0600) of the live tables about to be swapped out."""
+        raw = self._open("target", raw=True, streaming=True)
+        self.run_sql(raw, "SET SESSION time_zone = '+00:00'", record=False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        fh = os.fdopen(fd, "wb")
+        out = gzip.GzipFile(fileobj=fh, mode="wb") if path.endswith(".gz") else fh
+        try:
+            out.write(b"-- casper.directus_promote backup of %s\nSET NAMES utf8mb4;\nSET foreign_key_checks = 0;\n"
+                      b"SET unique_checks = 0;\nSET sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\nSET time_zone = '+00:00';\n"
+                      % self.db.encode("utf-8"))
+            for name in sorted(self.swap_out):
+                create = self.show_create(self.tgt, self.db, name)
+                out.write(b"\nDROP TABLE IF EXISTS %s;\n%s;\n" % (quote_ident(name).encode("utf-8"), create.encode("utf-8")))
+                cols = [c for c in self.tgt_cols[name] if not c[2]]
+                col_sql = ", ".join(quote_ident(c[0]) for c in cols)
+                prefix = ("INSERT INTO %s (%s) VALUES " % (quote_ident(name), col_sql)).encode("utf-8")
+                encoder = row_encoder([literal_kind(c[1]) for c in cols])
+                with raw.cursor() as cur:
+                    cur.execute("SELECT %s FROM %s" % (col_sql, qualified(self.db, name)))
+                    for stmt, _count in insert_batches(stream_rows(cur), prefix, encoder, 1024 * 1024):
+                        out.write(stmt + b";\n")
+        finally:
+            if out is not fh:
+                out.close()
+            fh.close()
+        self.commands.append("backup file written: %s (%d tables)" % (path, len(self.swap_out)))
+
+    def ensure_state_schema(self):
+        schema = self.db + plan.STATE_MARK
+        self.run_sql(self.tgt, "CREATE DATABASE IF NOT EXISTS %s" % quote_ident(schema))
+        self.run_sql(self.tgt, "CREATE TABLE IF NOT EXISTS %s (table_name VARCHAR(64) NOT NULL PRIMARY KEY, "
+                     "source_checksum VARCHAR(32) NULL, target_checksum VARCHAR(32) NULL, fingerprint CHAR(64) NULL, "
+                     "updated_at DATETIME NOT NULL) ENGINE=InnoDB" % qualified(schema, "table_state"))
+        self.run_sql(self.tgt, "CREATE TABLE IF NOT EXISTS %s (backup_schema VARCHAR(64) NOT NULL PRIMARY KEY, "
+                     "created_at DATETIME NOT NULL, swapped_in LONGTEXT NOT NULL, swapped_out LONGTEXT NOT NULL, "
+                     "kept_remaps LONGTEXT NOT NULL) ENGINE=InnoDB" % qualified(schema, "backups"))
+        return schema
+
+    def save_state(self, backup):
+        import json
+        schema = self.ensure_state_schema()
+        for name, (src, tgt, fp) in sorted(getattr(self, "new_state", {}).items()):
+            self.run_sql(self.tgt, "REPLACE INTO %s VALUES (%%s, %%s, %%s, %%s, UTC_TIMESTAMP())"
+                         % qualified(schema, "table_state"), (name, src, tgt, fp), record=False)
+        if backup:
+            remaps = {"roles": self.role_map, "policies": self.policy_map,
+                      "role_columns": [list(x) for x in self.role_cols if self.actions.get(x[0]) == "keep"],
+                      "policy_columns": [list(x) for x in self.policy_cols if self.actions.get(x[0]) == "keep"]}
+            self.run_sql(self.tgt, "REPLACE INTO %s VALUES (%%s, UTC_TIMESTAMP(), %%s, %%s, %%s)"
+                         % qualified(schema, "backups"),
+                         (backup, json.dumps(sorted(self.swap_in)), json.dumps(sorted(self.swap_out)),
+                          json.dumps(remaps, default=str)), record=False)
+
+    def prune(self, mark):
+        keep = int(self.p["keep_backups"])
+        for schema in plan.backups_to_prune(self.schemas(self.tgt), self.db, keep, mark=mark):
+            self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(schema))
+            if mark == plan.BACKUP_MARK and (self.db + plan.STATE_MARK) in self.schemas(self.tgt):
+                self.run_sql(self.tgt, "DELETE FROM %s WHERE backup_schema = %%s"
+                             % qualified(self.db + plan.STATE_MARK, "backups"), (schema,), record=False)
+
+    # ------------------------------------------------------------------ rollback
+    def rollback(self):
+        import json
+        self.acquire_lock()
+        self.clean_leftovers()
+        backups = plan.schemas_with_mark(self.schemas(self.tgt), self.db, plan.BACKUP_MARK)
+        if not backups:
+            raise Failure("nothing to roll back: no backup schema %s<timestamp> on the target" % (self.db + plan.BACKUP_MARK))
+        backup = backups[-1]
+        in_tables, _views = self.base_tables(self.tgt, backup)
+        live_tables, _views = self.base_tables(self.tgt, self.db)
+        meta = None
+        state_schema = self.db + plan.STATE_MARK
+        if state_schema in self.schemas(self.tgt):
+            rows = fetch(self.tgt, "SELECT swapped_in, swapped_out, kept_remaps FROM %s WHERE backup_schema = %%s"
+                         % qualified(state_schema, "backups"), (backup,))
+            if rows:
+                meta = {"swapped_in": json.loads(rows[0][0]), "swapped_out": json.loads(rows[0][1]),
+                        "kept_remaps": json.loads(rows[0][2])}
+        if meta is not None:
+            out_tables = [t for t in meta["swapped_in"] if t in live_tables]
+        else:
+            out_tables = [t for t in in_tables if t in live_tables]
+        self.result["tables"] = ([{"name": t, "action": "restore", "policy": "rollback", "source_rows": None,
+                                   "target_rows": None} for t in in_tables]
+                                 + [{"name": t, "action": "remove", "policy": "rollback", "source_rows": None,
+                                     "target_rows": None} for t in out_tables if t not in in_tables])
+        self.result["changed_tables"] = sorted(set(in_tables) | set(out_tables))
+        self.result["changed"] = bool(self.result["changed_tables"])
+        self.add("rollback", "changed", "restore %d table(s) from %s" % (len(in_tables), backup))
+        if self.module._diff:
+            self.result["diff"] = {"before": "".join("%s: current\n" % t for t in sorted(self.result["changed_tables"])),
+                                   "after": "".join("%s: %s\n" % (t, "from %s" % backup if t in in_tables else "removed")
+                                                    for t in sorted(self.result["changed_tables"]))}
+        if self.check or not self.result["changed"]:
+            self.finish_result()
+            return
+        t = time.monotonic()
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        rolled = plan.side_schema_name(self.db, plan.ROLLEDBACK_MARK, stamp)
+        self.run_sql(self.tgt, "SET SESSION foreign_key_checks = 0", record=False)
+        charset, collation = fetch(self.tgt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+                                   "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (self.db,))[0]
+        fks = self.foreign_keys(self.tgt, [self.db, backup], clauses=True)
+        fixes = plan.plan_fk_fixups(fks, self.db, rolled, out_tables, backup, in_tables)
+        if out_tables:
+            self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(rolled), charset, collation))
+        for fk, ref in fixes["pre_repoint"]:
+            self.run_sql(self.tgt, plan.fk_drop_sql(fk))
+            self.run_sql(self.tgt, plan.fk_add_sql(fk, ref))
+        for fk, _ref in fixes["pre_drop"]:
+            self.run_sql(self.tgt, plan.fk_drop_sql(fk))
+        self.run_sql(self.tgt, plan.build_rename(self.db, rolled, out_tables, backup, in_tables))
+        if meta:
+            remaps = meta["kept_remaps"]
+            self.actions = {}
+            for key, cols_key in (("roles", "role_columns"), ("policies", "policy_columns")):
+                inverse = {v: k for k, v in (remaps.get(key) or {}).items()}
+                if not inverse:
+                    continue
+                for table, column in remaps.get(cols_key) or []:
+                    items = sorted(inverse.items())
+                    case = " ".join(["WHEN %s THEN %s"] * len(items))
+                    args = tuple(v for kv in items for v in kv) + tuple(k for k, _v in items)
+                    self.run_sql(self.tgt, "UPDATE %s SET %s = CASE %s %s END WHERE %s IN (%s)" % (
+                        qualified(self.db, table), quote_ident(column), quote_ident(column), case, quote_ident(column),
+                        ", ".join(["%s"] * len(items))), args)
+        for fk, ref in fixes["post_add"]:
+            self.run_sql(self.tgt, plan.fk_add_sql(fk, ref))
+        for fk, ref in fixes["post_repoint"]:
+            self.run_sql(self.tgt, plan.fk_drop_sql(fk, schema=rolled))
+            self.run_sql(self.tgt, plan.fk_add_sql(fk, ref, schema=rolled))
+        self.run_sql(self.tgt, "DROP DATABASE %s" % quote_ident(backup))
+        if state_schema in self.schemas(self.tgt):
+            self.run_sql(self.tgt, "DELETE FROM %s" % qualified(state_schema, "table_state"))
+            self.run_sql(self.tgt, "DELETE FROM %s WHERE backup_schema = %%s" % qualified(state_schema, "backups"), (backup,))
+        self.result["backup_schema"] = rolled if out_tables else None
+        self.prune(plan.ROLLEDBACK_MARK)
+        self.timed("rollback", t)
+        self.finish_result()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_if=[("rollback", False, ("source",))],
+    )
+    if not HAS_PYMYSQL:
+        module.fail_json(msg=missing_required_lib("PyMySQL"), exception=PYMYSQL_IMPORT_ERROR)
+    if module.params["keep_backups"] < 0:
+        module.fail_json(msg="keep_backups must be 0 or more")
+    rep = Replicator(module)
+    rep.result = {"changed": False, "tables": [], "changed_tables": [], "backup_schema": None}
+    try:
+        result = rep.run()
+    except Failure as exc:
+        rep.finish_result()
+        module.fail_json(msg=str(exc), **_partial(rep))
+    except DatabaseError as exc:
+        rep.finish_result()
+        module.fail_json(msg=str(exc), **_partial(rep))
+    except pymysql.err.MySQLError as exc:
+        rep.finish_result()
+        side = "source" if _is_source_error(rep, exc) else "target"
+        module.fail_json(msg=friendly_error(side, rep.p.get(side) or {}, exc) + "; the live tables were not changed"
+                         if not rep.result.get("backup_schema") else friendly_error(side, rep.p.get(side) or {}, exc),
+                         **_partial(rep))
+    except plan.PlanError as exc:
+        rep.finish_result()
+        module.fail_json(msg=str(exc), **_partial(rep))
+    except Exception as exc:  # noqa: BLE001 - one clear error, with the trace for -vvv
+        rep.finish_result()
+        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(), **_partial(rep))
+    module.exit_json(**result)
+
+
+def _is_source_error(rep, exc):
+    code = getattr(exc, "args", [None])[0]
+    return code in (2006, 2013) and rep.snap is not None and not rep.snap.open
+
+
+def _partial(rep):
+    out = dict(rep.result)
+    out.pop("changed", None)
+    out.pop("failed", None)
+    out.pop("msg", None)
+    return out
+
+
+if __name__ == "__main__":
+    main()
