@@ -205,7 +205,7 @@ def test_checksums_exact_and_sensitive(built):
 
 
 def test_staging_is_newer_than_prod_and_deterministic(built, sandbox):
-    conns, results = built
+    conns, _ = built
     st, pr = fx.table_checksums(conns['staging'], DB), fx.table_checksums(conns['prod'], DB)
     for table in ('articles', 'articles_tags', 'directus_files', 'directus_users', 'directus_settings', 'directus_roles'):
         assert st[table] != pr[table], table
@@ -291,7 +291,7 @@ def test_assets_match_files_and_carry_metadata(built, sandbox):
             originals = {k for k in fx.asset_keys(env, SEED, 12, thumbnails=False)}
             assert {r[0] for r in rows} == originals
             for disk, size, ctype, storage in rows:
-                assert storage == 's3'
+                assert storage == 's3' and ctype == fx.content_type(disk)
                 assert listed[f'{env}/{disk}']['Size'] == size
             head = s3.head_object(Bucket=bucket, Key=f'{env}/ünïcødé 图片.png')
             assert head['ContentType'] == 'image/png' and head['CacheControl'] == fx.ASSET_CACHE_CONTROL

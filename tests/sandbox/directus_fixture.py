@@ -16,16 +16,20 @@ were created on staging and promoted earlier share their ids. Users differ per e
 Public API::
 
     build_directus_db(conn, database, env='staging', seed=0, content_rows=200, files=20, users=None,
-                      extra_migrations=(), avatar_fk=False, batch_rows=..., fast_load=True) -> dict
+                      extra_migrations=(), avatar_fk=False, batch_rows=2000, fast_load=True,
+                      long_text_every=50, long_text_max=60) -> dict (expected_ids + rows + seconds)
     add_custom_user_field(conn, database, field='department') -> None
-    staging_edit(conn, database, seed=0) -> dict
-    table_checksums(conn, database, tables=None, method='content') -> {table: str}
-    describe(conn, database) -> dict
+    staging_edit(conn, database, seed=0) -> {'updated': [...], 'added': [...], 'permissions_updated': n}
+    table_checksums(conn, database, tables=None, method='content'|'checksum_table') -> {table: str}
+    fk_violations(conn, database) -> {'table.constraint': dangling_rows}   (empty = consistent)
+    describe(conn, database) -> dict (admin_user_id, admin_role_id, admin_policy_id, users, roles, ...)
+    expected_ids(env='staging', seed=0, users=None) -> dict   (pure: the ids the builder uses)
+    file_specs(env='staging', seed=0, files=20) -> [dict, ...]   (the directus_files plan)
     asset_keys(env='staging', seed=0, files=20, thumbnails=True) -> [key, ...]
-    file_specs(env='staging', seed=0, files=20) -> [dict, ...]
     build_assets(s3_client, bucket, prefix='', files=20, seed=0, size_range=(1024, 4096),
-                 thumbnails=True, env='staging', workers=8) -> [key, ...]
-    expected_ids(env='staging', seed=0) -> dict    (pure: ids the builder will use)
+                 thumbnails=True, env='staging', workers=8) -> [full key, ...]
+    content_type(key) -> str ;  article_id(seed, i) -> str ;  awkward_rows(seed, count, creators)
+    constants: PUBLIC_POLICY_ID, SYSTEM_TABLES, CONTENT_TABLES, MIGRATIONS, ASSET_CACHE_CONTROL
 
 Values round-trip exactly as long as every connection uses ``time_zone='+00:00'`` for the
 TIMESTAMP columns (the builder sets it on its session).
@@ -37,11 +41,11 @@ import datetime
 import hashlib
 import json
 import random
+import re
 import struct
-import time
-import uuid
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -479,8 +483,10 @@ SYSTEM_DDL = {
   CONSTRAINT `directus_settings_public_background_foreign` FOREIGN KEY (`public_background`) REFERENCES `directus_files` (`id`),
   CONSTRAINT `directus_settings_public_favicon_foreign` FOREIGN KEY (`public_favicon`) REFERENCES `directus_files` (`id`),
   CONSTRAINT `directus_settings_public_foreground_foreign` FOREIGN KEY (`public_foreground`) REFERENCES `directus_files` (`id`),
-  CONSTRAINT `directus_settings_public_registration_role_foreign` FOREIGN KEY (`public_registration_role`) REFERENCES `directus_roles` (`id`) ON DELETE SET NULL,
-  CONSTRAINT `directus_settings_storage_default_folder_foreign` FOREIGN KEY (`storage_default_folder`) REFERENCES `directus_folders` (`id`) ON DELETE SET NULL""",
+  CONSTRAINT `directus_settings_public_registration_role_foreign` FOREIGN KEY (`public_registration_role`) REFERENCES `directus_roles` (`id`)
+    ON DELETE SET NULL,
+  CONSTRAINT `directus_settings_storage_default_folder_foreign` FOREIGN KEY (`storage_default_folder`) REFERENCES `directus_folders` (`id`)
+    ON DELETE SET NULL""",
     'directus_shares': """
   `id` char(36) NOT NULL,
   `name` varchar(255) DEFAULT NULL,
@@ -700,6 +706,17 @@ def _uuid(*parts) -> str:
     return f'{h[0:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}'
 
 
+def article_id(seed, i):
+    """Id of the i-th article: a v4-format UUID whose first 48 bits count up with i.
+
+    Directus itself generates random v4 ids; these sort in creation order so that a
+    million-row load appends to the clustered index instead of splitting pages at random.
+    """
+    h = hashlib.sha256(f'article:{seed}:{i}'.encode()).hexdigest()
+    c = f'{i:012x}'
+    return f'{c[:8]}-{c[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}'
+
+
 def _check_env(env):
     if env not in ENVS:
         raise ValueError(f"env must be one of {ENVS}, got {env!r}")
@@ -773,7 +790,6 @@ def file_specs(env='staging', seed=0, files=20):
         elif i == 1:
             disk = download = 'ünïcødé 图片.png'
             ext = '.png'
-        size = rng.randint(1024, 4096)
         changed = files >= 4 and i == 2  # same key + size, different bytes on staging
         specs.append({
             'id': fid, 'index': i, 'filename_disk': disk, 'filename_download': download, 'ext': ext,
@@ -783,6 +799,14 @@ def file_specs(env='staging', seed=0, files=20):
             'height': rng.randint(64, 4000) if ext in _IMAGE_EXTS else None,
         })
     return specs
+
+
+def content_type(key):
+    """The Content-Type build_assets gives an object (by extension; thumbnails keep the original's)."""
+    for ext, ctype in _CONTENT_TYPES.items():
+        if key.lower().endswith(ext):
+            return ctype
+    return 'application/octet-stream'
 
 
 def _thumbnail_keys(spec, seed):
@@ -835,6 +859,8 @@ def _linestring(points):
 
 _ESCAPES = {0: '\\0', 10: '\\n', 13: '\\r', 26: '\\Z', 39: "\\'", 34: '\\"', 92: '\\\\'}
 
+_NEEDS_ESCAPE = re.compile(r'[\x00\n\r\x1a\'"\\]').search
+
 
 def _literal(value, conn):
     """SQL literal for one value (fast paths for the common types; PyMySQL's escaping otherwise)."""
@@ -842,7 +868,9 @@ def _literal(value, conn):
         return 'NULL'
     kind = type(value)
     if kind is str:
-        return "'" + value.translate(_ESCAPES) + "'"
+        if _NEEDS_ESCAPE(value):
+            return "'" + value.translate(_ESCAPES) + "'"
+        return "'" + value + "'"
     if kind is int:
         return str(value)
     if kind is bytes:
@@ -870,7 +898,7 @@ def _statements(table, columns, rows, conn, max_bytes=4 * 1024 * 1024):
         yield head + ','.join(parts)
 
 
-def _insert(cur, table, columns, rows, batch_rows=2000):
+def _insert(cur, table, columns, rows):
     """Multi-row INSERT statements of up to 4 MB built from `rows` (any iterable)."""
     n = 0
     for sql in _statements(table, columns, rows, cur.connection):
@@ -899,7 +927,7 @@ class _Sender:
                     try:
                         self.rows += cur.execute(item)
                         self.conn.commit()
-                    except Exception as exc:  # noqa: BLE001 - re-raised by close()
+                    except Exception as exc:  # pylint: disable=broad-exception-caught  # re-raised by close()
                         self.error = exc
 
     def insert(self, table, columns, rows):
@@ -1026,8 +1054,8 @@ def _load_system(cur, env, seed, ids, plan, files, extra_migrations):
                 (policies['Content Reviewer'], 'Content Reviewer', 'rate_review', 'Extra rights for reviewers', '10.0.0.0/8', 1, 0, 1)]
     if 'Translator' in policies:
         pol_rows.append((policies['Translator'], 'Translator', 'translate', None, None, 0, 0, 1))
-    counts['directus_policies'] = _insert(cur, 'directus_policies', ('id', 'name', 'icon', 'description', 'ip_access',
-                                                                      'enforce_tfa', 'admin_access', 'app_access'), pol_rows)
+    counts['directus_policies'] = _insert(cur, 'directus_policies', (
+        'id', 'name', 'icon', 'description', 'ip_access', 'enforce_tfa', 'admin_access', 'app_access'), pol_rows)
     access = [(_uuid('access', seed, env, 'admin'), roles['Administrator'], None, policies['Administrator'], None),
               (_uuid('access', seed, 'public'), None, None, PUBLIC_POLICY_ID, 1),
               (_uuid('access', seed, 'editor'), roles['Editor'], None, policies['Editor'], 1)]
@@ -1062,10 +1090,10 @@ def _load_system(cur, env, seed, ids, plan, files, extra_migrations):
                                          [(images_folder, 'Images 🖼', None), (docs_folder, 'Docs', None),
                                           (_uuid('folder', seed, 'press'), 'Presse & Medien', docs_folder)])
     file_rows = []
-    uploader_pool = [u['id'] for u in plan if u['role_key']]
     for spec in file_specs(env, seed, files):
         frng = random.Random(f'filerow:{seed}:{spec["index"]}')
-        uploader = _env_user(plan, frng.randrange(len(uploader_pool) + 1), env)
+        k = frng.randrange(len(plan) + 1)
+        uploader = plan[k]['id'] if k < len(plan) else None  # some files have no uploader
         created = _ts(frng)
         file_rows.append((spec['id'], STORAGE_LOCATION, spec['filename_disk'], spec['filename_download'],
                           f'File {spec["index"]} ✨', spec['type'], images_folder if spec['image'] else docs_folder,
@@ -1110,7 +1138,7 @@ def _load_system(cur, env, seed, ids, plan, files, extra_migrations):
             _j([{'key': 'thumb', 'fit': 'cover', 'width': 200, 'height': 200, 'quality': 80}]),
             _j([{'type': 'module', 'id': 'content', 'enabled': True}]), file_ids[0] if file_ids else None)])
     notif = [(datetime.datetime(2025, 3, 1, 12, 0, n), 'inbox', plan[1]['id'], admin, f'Review request #{n} 📝',
-              f'Please review article {n}', 'articles', _uuid('article', seed, n)) for n in range(3 if env == 'prod' else 1)]
+              f'Please review article {n}', 'articles', article_id(seed, n)) for n in range(3 if env == 'prod' else 1)]
     counts['directus_notifications'] = _insert(cur, 'directus_notifications', (
         'timestamp', 'status', 'recipient', 'sender', 'subject', 'message', 'collection', 'item'), notif)
     # collections / fields / relations (promoted schema config; shares/comments/versions reference collections)
@@ -1118,11 +1146,11 @@ def _load_system(cur, env, seed, ids, plan, files, extra_migrations):
     share_id = _uuid('share', seed, env)
     counts['directus_shares'] = _insert(cur, 'directus_shares', (
         'id', 'name', 'collection', 'item', 'role', 'password', 'user_created', 'date_created', 'times_used', 'max_uses'),
-        [(share_id, f'{env} share', 'articles', _uuid('article', seed, 0), roles['Editor'], None, admin,
+        [(share_id, f'{env} share', 'articles', article_id(seed, 0), roles['Editor'], None, admin,
           datetime.datetime(2025, 3, 2), 3, 10)])
     counts['directus_comments'] = _insert(cur, 'directus_comments', (
         'id', 'collection', 'item', 'comment', 'date_created', 'date_updated', 'user_created', 'user_updated'),
-        [(_uuid('comment', seed, env, n), 'articles', _uuid('article', seed, n), f'Looks good 👍 ({env} #{n})',
+        [(_uuid('comment', seed, env, n), 'articles', article_id(seed, n), f'Looks good 👍 ({env} #{n})',
           datetime.datetime(2025, 3, 3, 9, n), datetime.datetime(2025, 3, 3, 10, n), editor, editor) for n in range(2)])
 
     # flows, operations, dashboards, panels, translations, versions, extensions, webhooks
@@ -1160,7 +1188,7 @@ def _load_system(cur, env, seed, ids, plan, files, extra_migrations):
     version_id = _uuid('version', seed, env, 'draft')
     counts['directus_versions'] = _insert(cur, 'directus_versions', (
         'id', 'key', 'name', 'collection', 'item', 'hash', 'date_created', 'date_updated', 'user_created', 'user_updated',
-        'delta'), [(version_id, 'draft', 'Draft ✏️', 'articles', _uuid('article', seed, 1), 'h' * 40,
+        'delta'), [(version_id, 'draft', 'Draft ✏️', 'articles', article_id(seed, 1), 'h' * 40,
                     datetime.datetime(2025, 2, 1), datetime.datetime(2025, 2, 2), editor, editor,
                     _j({'title': 'Draft title 📝'}))])
     counts['directus_extensions'] = _insert(cur, 'directus_extensions', ('enabled', 'id', 'folder', 'source', 'bundle'),
@@ -1189,24 +1217,17 @@ def _load_system(cur, env, seed, ids, plan, files, extra_migrations):
     # activity + revisions (audit trail, env specific)
     n_act = 6 if env == 'prod' else 4
     act_rows = [(n + 1, 'update' if n % 2 else 'create', plan[n % len(plan)]['id'], datetime.datetime(2025, 3, 1, 8, n),
-                 '198.51.100.7', 'Mozilla/5.0 🦊', 'articles', _uuid('article', seed, n), f'https://{env}.example.test')
+                 '198.51.100.7', 'Mozilla/5.0 🦊', 'articles', article_id(seed, n), f'https://{env}.example.test')
                 for n in range(n_act)]
     act_rows.append((n_act + 1, 'login', admin, datetime.datetime(2025, 3, 1, 9, 0), '198.51.100.7', 'curl/8',
                      'directus_users', admin, f'https://{env}.example.test'))
     counts['directus_activity'] = _insert(cur, 'directus_activity', (
         'id', 'action', 'user', 'timestamp', 'ip', 'user_agent', 'collection', 'item', 'origin'), act_rows)
-    rev_rows = [(n + 1, n + 1, 'articles', _uuid('article', seed, n), _j({'title': f'Rev {n} ✨', 'views': 2 ** 63 + n}),
+    rev_rows = [(n + 1, n + 1, 'articles', article_id(seed, n), _j({'title': f'Rev {n} ✨', 'views': 2 ** 63 + n}),
                  _j({'title': f'Rev {n} ✨'}), n if n else None, version_id if n == 1 else None) for n in range(n_act)]
     counts['directus_revisions'] = _insert(cur, 'directus_revisions', (
         'id', 'activity', 'collection', 'item', 'data', 'delta', 'parent', 'version'), rev_rows)
     return counts
-
-
-def _env_user(plan, k, env):
-    """k-th staging-side creator, as seen from env (None when k is out of range = 'no user')."""
-    if k >= len(plan):
-        return None
-    return plan[k]['id']
 
 
 def _object_size(spec, size_range=(1024, 4096)):
@@ -1216,8 +1237,8 @@ def _object_size(spec, size_range=(1024, 4096)):
 
 def _load_schema_meta(cur, env):
     counts = {}
-    colls = [('authors', 'person', None, '{{name}}', None, 10), ('articles', 'article', 'News & stories 📰', '{{title}}',
-                                                                   'status', 20),
+    colls = [('authors', 'person', None, '{{name}}', None, 10),
+             ('articles', 'article', 'News & stories 📰', '{{title}}', 'status', 20),
              ('tags', 'label', None, '{{name}}', None, 30), ('articles_tags', 'import_export', None, None, None, 40),
              ('awkward_values', 'bug_report', 'Edge cases', '{{label}}', None, 50)]
     counts['directus_collections'] = _insert(cur, 'directus_collections', (
@@ -1294,13 +1315,13 @@ def _article_row(rng, seed, i, creators, n_authors, file_ids, long_text_every, l
         body = ('<p>' + _LOREM[:20000] + '</p>') * 4  # > 64 KB (TEXT limit), multibyte
     else:
         off = rng.randrange(len(_LOREM) - 800)
-        body = _LOREM[off:off + rng.randrange(120, 700)] if i % 11 else None
+        body = _LOREM[off:off + rng.randrange(20, 300)] if i % 11 else None
     views = rng.getrandbits(64) if i % 5 == 0 else rng.randrange(100000)
     creator = creators[i % len(creators)]
     updater = creators[(i * 7 + 1) % len(creators)] if i % 3 else None
     created = _ts(rng)
     return [
-        _uuid('article', seed, i), ('published', 'draft', 'archived')[i % 3], i,
+        article_id(seed, i), ('published', 'draft', 'archived')[i % 3], i,
         f'Article {i} – {_WORDS[i % len(_WORDS)]} 🚀' if i % 4 else f'Ärtïkel {i} „Ünïcødé“ 東京',
         f'article-{i}', body,
         _j({'seo': {'title': f'T{i}', 'keywords': ['a', 'ü', '🚀']}, 'n': i, 'nested': [None, True, 1.5]})
@@ -1339,12 +1360,12 @@ def _load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, 
                         creators[i % len(creators)], created, None, None))
     if env == 'staging':
         authors[0] = authors[0][:4] + ('Updated bio on staging ✍️',) + authors[0][5:]
-    out['authors'] = _insert(cur, 'authors', _content_columns('authors'), authors, batch_rows)
+    out['authors'] = _insert(cur, 'authors', _content_columns('authors'), authors)
 
     tags = [(i + 1, f'tag-{i}' if i % 5 else f'tåg-{i} 🏷', ('#FF0000', None, '#00FF00')[i % 3]) for i in range(counts['tags'])]
     if env == 'staging':
         tags.append((len(tags) + 1, 'new-on-staging ✨', '#123456'))
-    out['tags'] = _insert(cur, 'tags', ('id', 'name', 'color'), tags, batch_rows)
+    out['tags'] = _insert(cur, 'tags', ('id', 'name', 'color'), tags)
 
     # articles: base rows identical in both envs; staging = newer (some changed, some deleted, some added)
     n_articles = counts['articles']
@@ -1381,7 +1402,7 @@ def _load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, 
     # junction rows: deterministic from the article index, skipped for articles missing in this env
     present = set(article_ids)
     rng = random.Random(f'junction:{seed}')
-    base_ids = [_uuid('article', seed, i) for i in range(n_articles)]
+    base_ids = [article_id(seed, i) for i in range(n_articles)]
     jcols = ('id', 'articles_id', 'tags_id', 'sort')
     jrows = []
     n_tags = counts['tags']
@@ -1406,7 +1427,7 @@ def _load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, 
         out['articles_tags'] = sender.close()
 
     out['awkward_values'] = _insert(cur, 'awkward_values', AWKWARD_COLUMNS,
-                                    awkward_rows(seed, counts['awkward_values'], creators), batch_rows)
+                                    awkward_rows(seed, counts['awkward_values'], creators))
     return out
 
 
