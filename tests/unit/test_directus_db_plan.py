@@ -1,0 +1,251 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure planning functions of directus_db_replicate (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as plan
+
+SRC = ["articles", "directus_access", "directus_presets", "directus_roles", "directus_users", "directus_settings",
+       "directus_oauth_google", "staging_only"]
+TGT = ["articles", "directus_access", "directus_presets", "directus_roles", "directus_users", "directus_settings",
+       "legacy_prod_table", "directus_sessions"]
+
+
+def classify(**kw):
+    args = dict(keep=plan.DEFAULT_KEEP_TABLES, merge_spec=plan.parse_merge_spec(plan.DEFAULT_MERGE_TABLES),
+                replace=None, exclude=[])
+    args.update(kw)
+    return plan.classify_tables(SRC, TGT, **args)
+
+
+def test_default_policy_replaces_keeps_merges_and_drops():
+    actions, findings = classify()
+    assert actions["articles"] == "replace"
+    assert actions["staging_only"] == "replace"
+    assert actions["directus_roles"] == "replace"
+    assert actions["directus_users"] == "keep"
+    assert actions["directus_settings"] == "keep"
+    assert actions["directus_sessions"] == "keep"
+    assert actions["directus_access"] == "merge"
+    assert actions["directus_presets"] == "merge"
+    assert actions["legacy_prod_table"] == "drop"
+    # glob keep pattern, table only on the source: kept (not created) and reported
+    assert actions["directus_oauth_google"] == "keep"
+    assert [f["check"] for f in findings] == ["kept_table_missing"]
+
+
+def test_exclude_wins_and_explicit_replace_leaves_others_alone():
+    actions, _ = classify(exclude=["legacy_*"], replace=["articles"])
+    assert actions["legacy_prod_table"] == "exclude"
+    assert actions["articles"] == "replace"
+    assert actions["staging_only"] == "keep"
+    assert actions["directus_roles"] == "keep"
+
+
+def test_merge_spec_with_custom_column():
+    spec = plan.parse_merge_spec(["directus_presets", "my_prefs:owner"])
+    assert spec == {"directus_presets": "user", "my_prefs": "owner"}
+    assert plan.merge_column("my_prefs", spec) == "owner"
+    assert plan.merge_column("articles", spec) is None
+    with pytest.raises(plan.PlanError):
+        plan.parse_merge_spec([":user"])
+
+
+def test_same_database_uses_uuid_or_host_port_datadir():
+    a = {"hostname": "db", "port": 3306, "datadir": "/var/lib/mysql/", "server_uuid": None, "database": "directus"}
+    assert plan.same_database(a, dict(a))
+    assert not plan.same_database(a, dict(a, database="other"))
+    assert not plan.same_database(a, dict(a, port=3307))
+    assert not plan.same_database(a, dict(a, datadir="/srv/db/"))
+    # MySQL: server_uuid decides even when host names match
+    assert not plan.same_database(dict(a, server_uuid="u1"), dict(a, server_uuid="u2"))
+    assert plan.same_database(dict(a, server_uuid="u1", hostname="x"), dict(a, server_uuid="u1", hostname="y"))
+
+
+def test_migrations_mismatch_is_an_error_unless_overridden():
+    ok = plan.compare_migrations(["1", "2"], ["2", "1"])
+    assert ok["status"] == "ok"
+    bad = plan.compare_migrations(["1", "2", "3"], ["1", "2", "9"])
+    assert bad["status"] == "error"
+    assert bad["only_source"] == ["3"] and bad["only_target"] == ["9"]
+    assert plan.compare_migrations(["1"], ["2"], required=False)["status"] == "warning"
+
+
+def test_role_remap_by_name_and_refusal_list():
+    refs = {"prod-admin": [("directus_users", "role", 2)], "prod-editor": [("directus_users", "role", 5)],
+            "shared": [("directus_users", "role", 1)]}
+    tgt = {"prod-admin": "Administrator", "prod-editor": "Editor", "shared": "Reader"}
+    src = {"stg-admin": "Administrator", "shared": "Reader", "stg-x": "Other"}
+    mapping, findings = plan.plan_id_remap("role", refs, tgt, src, "name")
+    assert mapping == {"prod-admin": "stg-admin"}
+    assert findings[0]["status"] == "error"
+    assert "Editor" in findings[0]["message"] and "5 directus_users.role" in findings[0]["message"]
+    # everything matched -> 'changed' with the mapping
+    del refs["prod-editor"]
+    mapping, findings = plan.plan_id_remap("role", refs, tgt, src, "name")
+    assert mapping == {"prod-admin": "stg-admin"} and findings[0]["status"] == "changed"
+    # id mode refuses instead of renaming
+    mapping, findings = plan.plan_id_remap("role", refs, tgt, src, "id")
+    assert mapping == {} and findings[0]["status"] == "error"
+
+
+def test_role_remap_refuses_ambiguous_names():
+    mapping, findings = plan.plan_id_remap("role", {"t": [("directus_users", "role", 1)]}, {"t": "Admin"},
+                                           {"a": "Admin", "b": "Admin"}, "name")
+    assert mapping == {}
+    assert "several promoted roles" in findings[0]["message"]
+
+
+def test_admins_losing_access():
+    admins = [("u1", "admin@prod", "prod-admin"), ("u2", "boss@prod", "prod-boss")]
+    role_map = {"prod-admin": "stg-admin", "prod-boss": "stg-reader"}
+    src_access = [("stg-admin", "pol-admin"), ("stg-reader", "pol-read")]
+    policies = {"pol-admin": True, "pol-read": False}
+    assert plan.admins_losing_access(admins, role_map, {}, src_access, {}, {}, policies) == ["boss@prod"]
+    # a kept user-level access row to the admin policy keeps the admin in
+    assert plan.admins_losing_access(admins, role_map, {}, src_access, {"u2": ["pol-admin"]}, {}, policies) == []
+    # Directus 10: admin flag on the role
+    assert plan.admins_losing_access(admins, role_map, {"stg-admin": True, "stg-reader": True}, [], {}, {}, {}) == []
+
+
+def test_user_map_by_email_null_and_same_id():
+    src = {"s1": "Editor@Example.test", "s2": "gone@example.test", "same": "x@example.test", "s3": None}
+    tgt = {"t1": "editor@example.test", "same": "x@example.test"}
+    assert plan.plan_user_map(src, tgt, "map_email") == {"s1": "t1", "s2": None, "s3": None}
+    assert plan.plan_user_map(src, tgt, "null") == {"s1": None, "s2": None, "s3": None}
+
+
+def test_user_ref_columns_from_fks_and_relations():
+    fks = [("articles", "user_created", "directus_users", "id"), ("articles", "author", "authors", "id"),
+           ("directus_users", "role", "directus_roles", "id"), ("notes", "owner", "directus_users", "id")]
+    rel = [("articles", "reviewer", "directus_users"), ("articles", "alias_field", "directus_users")]
+    cols = {"articles": {"user_created", "reviewer", "author"}}
+    got = plan.user_ref_columns(fks, rel, {"articles"}, cols)
+    assert got == [("articles", "reviewer"), ("articles", "user_created")]
+
+
+def test_user_ref_summary_counts_and_fail_mode():
+    counts = {("articles", "user_created"): {"s1": 3, "s2": 2}}
+    mapping = {"s1": "t1", "s2": None}
+    mapped, nulled, findings = plan.user_ref_summary(counts, mapping, "map_email")
+    assert (mapped, nulled) == (3, 2) and findings[0]["status"] == "changed"
+    _m, _n, findings = plan.user_ref_summary(counts, mapping, "fail")
+    assert findings[0]["status"] == "error" and "articles.user_created: 2 row(s)" in findings[0]["message"]
+    assert plan.user_ref_summary({}, mapping, "fail")[2][0]["status"] == "ok"
+
+
+CREATE_USERS = """CREATE TABLE `directus_users` (
+  `id` char(36) NOT NULL,
+  `email` varchar(128) DEFAULT NULL,
+  `department` varchar(255) DEFAULT 'Sales, EU',
+  `role` char(36) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `directus_users_role_foreign` (`role`),
+  CONSTRAINT `directus_users_role_foreign` FOREIGN KEY (`role`) REFERENCES `directus_roles` (`id`) ON DELETE SET NULL
+) ENGINE=InnoDB AUTO_INCREMENT=17 DEFAULT CHARSET=utf8mb4"""
+
+
+def test_missing_kept_columns_uses_source_definition_and_position():
+    assert plan.column_definitions(CREATE_USERS)[2] == ("department", "varchar(255) DEFAULT 'Sales, EU'")
+    fields = [("directus_users", "department"), ("directus_users", "email"), ("articles", "title")]
+    got = plan.missing_kept_columns({"directus_users"}, fields, {"directus_users": CREATE_USERS},
+                                    {"directus_users": {"id", "email", "role"}})
+    assert got == [("directus_users", "department", "varchar(255) DEFAULT 'Sales, EU'", "email")]
+    assert plan.add_column_sql("d", "directus_users", "department", got[0][2], "email") == (
+        "ALTER TABLE `d`.`directus_users` ADD COLUMN `department` varchar(255) DEFAULT 'Sales, EU' AFTER `email`")
+
+
+def test_normalize_create_ignores_counter_and_default_rules():
+    other = CREATE_USERS.replace("AUTO_INCREMENT=17", "AUTO_INCREMENT=99").replace(
+        "ON DELETE SET NULL", "ON DELETE SET NULL ON UPDATE RESTRICT")
+    assert plan.normalize_create(other) == plan.normalize_create(CREATE_USERS)
+    assert plan.normalize_create(CREATE_USERS.replace("varchar(128)", "varchar(255)")) != plan.normalize_create(CREATE_USERS)
+
+
+def test_replace_unchanged_by_checksum_or_recorded_state():
+    c = CREATE_USERS
+    assert plan.replace_unchanged(c, c, "1", "1", None, None)
+    assert not plan.replace_unchanged(c, None, "1", "1", None, None)
+    assert not plan.replace_unchanged(c, c.replace("128", "64"), "1", "1", None, None)
+    assert not plan.replace_unchanged(c, c, "1", "2", None, None)
+    state = {"source_checksum": "1", "target_checksum": "2", "fingerprint": "fp"}
+    assert plan.replace_unchanged(c, c, "1", "2", state, "fp")
+    assert not plan.replace_unchanged(c, c, "1", "2", state, "other-mapping")
+    assert not plan.replace_unchanged(c, c, "1", "3", state, "fp")  # target edited since
+    assert not plan.replace_unchanged(c, c, "5", "2", state, "fp")  # source edited since
+
+
+FK_ROWS = [
+    # schema, table, name, column, pos, ref_schema, ref_table, ref_column, upd, del
+    ("live", "directus_users", "users_role", "role", 1, "live", "directus_roles", "id", "RESTRICT", "SET NULL"),
+    ("live", "directus_permissions", "perm_policy", "policy", 1, "live", "directus_policies", "id", "RESTRICT", "CASCADE"),
+    ("live", "directus_files", "files_uploaded_by", "uploaded_by", 1, "live", "directus_users", "id", "RESTRICT", "RESTRICT"),
+    ("shadow", "directus_files", "files_uploaded_by", "uploaded_by", 1, "shadow", "directus_users", "id", "RESTRICT",
+     "RESTRICT"),
+    ("shadow", "directus_permissions", "perm_policy", "policy", 1, "shadow", "directus_policies", "id", "RESTRICT",
+     "CASCADE"),
+    ("live", "pair", "pair_fk", "b", 2, "live", "other", "y", "CASCADE", "CASCADE"),
+    ("live", "pair", "pair_fk", "a", 1, "live", "other", "x", "CASCADE", "CASCADE"),
+]
+
+
+def test_group_foreign_keys_orders_columns():
+    fks = {(f["schema"], f["table"]): f for f in plan.group_foreign_keys(FK_ROWS)}
+    assert fks[("live", "pair")]["columns"] == ["a", "b"]
+    assert fks[("live", "pair")]["ref_columns"] == ["x", "y"]
+
+
+def test_fk_fixups_keep_kept_tables_pointing_at_the_new_live_tables():
+    fks = plan.group_foreign_keys(FK_ROWS)
+    out = ["directus_roles", "directus_files", "directus_permissions", "directus_policies"]
+    inn = ["directus_roles", "directus_files", "directus_permissions", "directus_policies"]
+    fix = plan.plan_fk_fixups(fks, "live", "backup", out, "shadow", inn)
+    names = {k: sorted((f["schema"], f["table"], ref) for f, ref in v) for k, v in fix.items()}
+    # kept users.role would follow the old roles table into the backup: dropped before, re-added after
+    assert names["pre_drop"] == [("live", "directus_users", None)]
+    assert names["post_add"] == [("live", "directus_users", "live")]
+    # shadow files.uploaded_by points at shadow.directus_users, which is never swapped in: -> live
+    assert names["pre_repoint"] == [("shadow", "directus_files", "live")]
+    # old files rows must not restrict deleting live users: -> backup
+    assert names["post_repoint"] == [("live", "directus_files", "backup")]
+
+
+def test_fk_sql_keeps_the_original_clause():
+    fk = plan.group_foreign_keys(FK_ROWS[:1])[0]
+    fk["clause"] = plan.fk_clauses(CREATE_USERS)["directus_users_role_foreign"]
+    assert plan.fk_add_sql(fk, "live") == (
+        "ALTER TABLE `live`.`directus_users` ADD CONSTRAINT `directus_users_role_foreign` FOREIGN KEY (`role`) "
+        "REFERENCES `live`.`directus_roles` (`id`) ON DELETE SET NULL")
+    fk["clause"] = None
+    assert plan.fk_add_sql(fk, "b", schema="x").startswith(
+        "ALTER TABLE `x`.`directus_users` ADD CONSTRAINT `users_role` FOREIGN KEY (`role`) REFERENCES `b`.`directus_roles`")
+    assert plan.fk_drop_sql(fk) == "ALTER TABLE `live`.`directus_users` DROP FOREIGN KEY `users_role`"
+
+
+def test_one_rename_statement_moves_out_before_in():
+    sql = plan.build_rename("d", "d__backup_1", ["b", "a"], "d__shadow_1", ["a", "c"])
+    assert sql == ("RENAME TABLE `d`.`a` TO `d__backup_1`.`a`, `d`.`b` TO `d__backup_1`.`b`, "
+                   "`d__shadow_1`.`a` TO `d`.`a`, `d__shadow_1`.`c` TO `d`.`c`")
+    assert plan.build_rename("d", "x", [], "y", []) is None
+
+
+def test_backup_pruning_and_schema_names():
+    schemas = ["directus", "directus__backup_20260101T000000", "directus__backup_20260301T000000",
+               "directus__backup_20260201T000000", "directus__backup_notatimestamp", "other__backup_20250101T000000",
+               "directus__promote_state"]
+    assert plan.backups_to_prune(schemas, "directus", 2) == ["directus__backup_20260101T000000"]
+    assert plan.backups_to_prune(schemas, "directus", 0) == [
+        "directus__backup_20260101T000000", "directus__backup_20260201T000000", "directus__backup_20260301T000000"]
+    assert plan.backups_to_prune(schemas, "directus", 5) == []
+    with pytest.raises(plan.PlanError):
+        plan.backups_to_prune(schemas, "directus", -1)
+    with pytest.raises(plan.PlanError):
+        plan.side_schema_name("x" * 60, plan.BACKUP_MARK, "20260101T000000")
+
+
+def test_fingerprint_is_stable_and_sensitive():
+    assert plan.fingerprint({"a": 1, "b": None}, "map_email") == plan.fingerprint({"b": None, "a": 1}, "map_email")
+    assert plan.fingerprint({"a": 1}, "map_email") != plan.fingerprint({"a": 2}, "map_email")
