@@ -385,6 +385,31 @@ def test_unfinished_promotion_invalidates_on_the_rerun_once(sandbox, world, prom
     s3.delete_object(Bucket=sandbox.buckets["staging"], Key=key)
 
 
+def test_different_directus_versions_are_refused_before_any_change(world, promoted):
+    staging = world["stubs"]["staging"]
+    staging.version = "11.4.0"
+    try:
+        run = run_playbook(world["inventories"], world["vars"], env=world["env"])
+    finally:
+        staging.version = "11.3.5"
+    assert run.rc != 0
+    assert "Directus versions differ: source 'staging' runs 11.4.0, target 'prod' runs 11.3.5" in run.out, run.out[-4000:]
+    assert run.changed == 0
+    assert "Copy new and changed assets" not in run.out
+
+
+def test_unhealthy_target_fails_the_verify_phase(world, promoted):
+    prod = world["stubs"]["prod"]
+    prod.health = "error"
+    try:
+        run = run_playbook(world["inventories"], dict(world["vars"], promote_verify_health_retries=2,
+                                                      promote_verify_health_delay=0), "--tags", "verify", env=world["env"])
+    finally:
+        prod.health = "ok"
+    assert run.rc != 0
+    assert "Wait for the target Directus to report healthy" in run.out and '"status": "error"' in run.out, run.out[-4000:]
+
+
 # --------------------------------------------------------------------------- validation errors
 
 BASE_ENV = {
