@@ -908,7 +908,16 @@ class Replicator:
             self.result["backup_schema"] = backup if self.swap_out else None
             # Right after the swap: kept references follow the promoted ids, FKs point at the new tables.
             self.apply_kept_remaps(self.db, live_only=True)
+            self.nulled = []
             for table, column, missing in self.dangling:
+                pk = self.primary_key(self.db, table)
+                if len(pk) == 1:
+                    # remembered so that a rollback can put the values back
+                    for i in range(0, len(missing), 1000):
+                        chunk = missing[i:i + 1000]
+                        self.nulled.append([table, column, pk[0], fetch(self.tgt, "SELECT %s, %s FROM %s WHERE %s IN (%s)" % (
+                            quote_ident(pk[0]), quote_ident(column), qualified(self.db, table), quote_ident(column),
+                            ", ".join(["%s"] * len(chunk))), tuple(chunk))])
                 for i in range(0, len(missing), 1000):
                     chunk = missing[i:i + 1000]
                     self.run_sql(self.tgt, "UPDATE %s SET %s = NULL WHERE %s IN (%s)" % (
@@ -1011,7 +1020,8 @@ class Replicator:
         total = statements = 0
         try:
             self.run_sql(self.loader, "START TRANSACTION", record=False)
-            with self.snap.cursor() as cur:
+            try:
+                cur = self.snap.cursor()
                 cur.execute("SELECT %s FROM %s%s" % (col_sql, qualified(self.src_db, name), where))
                 for stmt, count in insert_batches(stream_rows(cur), prefix, encoder, batch):
                     if errors:
@@ -1019,11 +1029,16 @@ class Replicator:
                     work.put(stmt)
                     total += count
                     statements += 1
+                cur.close()
+            except pymysql.err.MySQLError as exc:
+                raise Failure("%s while copying %s; the live tables were not changed" % (
+                    friendly_error("source", self.p["source"], exc), name)) from None
         finally:
             work.put(None)
             thread.join()
         if errors:
-            raise errors[0]
+            raise Failure("%s while loading %s into the shadow schema; the live tables were not changed" % (
+                friendly_error("target", self.p["target"], errors[0]), name))
         self.run_sql(self.loader, "COMMIT", record=False)
         self.commands.append("INSERT INTO %s: %d rows in %d statements" % (qualified(shadow, name), total, statements))
         return total
@@ -1101,6 +1116,11 @@ class Replicator:
                     qualified(schema, table), quote_ident(column), quote_ident(column), case, quote_ident(column),
                     ", ".join(["%s"] * len(items)), where), args)
 
+    def primary_key(self, schema, table):
+        return [r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                                    "TABLE_SCHEMA = %s AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' "
+                                    "ORDER BY ORDINAL_POSITION", (schema, table))]
+
     def write_backup_file(self, path):
         """Logical SQL backup (0600) of the live tables about to be swapped out."""
         raw = self._open("target", raw=True, streaming=True)
@@ -1148,7 +1168,7 @@ class Replicator:
             self.run_sql(self.tgt, "REPLACE INTO %s VALUES (%%s, %%s, %%s, %%s, UTC_TIMESTAMP())"
                          % qualified(schema, "table_state"), (name, src, tgt, fp), record=False)
         if backup:
-            remaps = {"roles": self.role_map, "policies": self.policy_map,
+            remaps = {"roles": self.role_map, "policies": self.policy_map, "nulled": getattr(self, "nulled", []),
                       "role_columns": [list(x) for x in self.role_cols if self.actions.get(x[0]) == "keep"],
                       "policy_columns": [list(x) for x in self.policy_cols if self.actions.get(x[0]) == "keep"]}
             self.run_sql(self.tgt, "REPLACE INTO %s VALUES (%%s, UTC_TIMESTAMP(), %%s, %%s, %%s)"
@@ -1231,6 +1251,12 @@ class Replicator:
                     self.run_sql(self.tgt, "UPDATE %s SET %s = CASE %s %s END WHERE %s IN (%s)" % (
                         qualified(self.db, table), quote_ident(column), quote_ident(column), case, quote_ident(column),
                         ", ".join(["%s"] * len(items))), args)
+            for table, column, pk, rows in remaps.get("nulled") or []:
+                for key, value in rows:
+                    self.run_sql(self.tgt, "UPDATE %s SET %s = %%s WHERE %s = %%s AND %s IS NULL" % (
+                        qualified(self.db, table), quote_ident(column), quote_ident(pk), quote_ident(column)),
+                        (value, key), record=False)
+                self.commands.append("restored %s.%s in %d row(s)" % (table, column, len(rows)))
         for fk, ref in fixes["post_add"]:
             self.run_sql(self.tgt, plan.fk_add_sql(fk, ref))
         for fk, ref in fixes["post_repoint"]:

@@ -1,0 +1,370 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""directus_db_replicate against the sandbox's two real MariaDB servers (staging -> prod)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+import pymysql
+import pytest
+
+from sandbox import directus_fixture as fx
+from sandbox.servers import free_port
+
+MODULE = "directus_db_replicate"
+DB = "directus"
+# Kept tables that no promotion step may touch at all in the fixture scenario.
+UNTOUCHED = ["directus_sessions", "directus_notifications", "directus_comments", "directus_settings",
+             "directus_extensions", "directus_webhooks", "directus_migrations", "directus_activity"]
+# Replaced tables without references to users: byte-identical to staging after a promotion.
+IDENTICAL = ["directus_collections", "directus_fields", "directus_relations", "directus_roles", "directus_policies",
+             "directus_permissions", "directus_translations", "directus_folders", "tags", "articles_tags"]
+USER_COLUMNS = {"user_created", "user_updated", "uploaded_by", "modified_by"}
+
+
+def conn_args(server, **override):
+    args = dict(host=server.host, port=server.port, user=server.user, password=server.password, database=DB)
+    args.update(override)
+    return args
+
+
+def promote_args(sb, **extra):
+    args = dict(source=conn_args(sb.staging), target=conn_args(sb.prod))
+    args.update(extra)
+    return args
+
+
+def drop_side_schemas(server):
+    conn = server.root_connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'directus\\_\\_%'")
+        for (name,) in cur.fetchall():
+            cur.execute("DROP DATABASE `%s`" % name)
+    conn.close()
+
+
+def build(sb, staging=None, prod=None):
+    for server in (sb.staging, sb.prod):
+        drop_side_schemas(server)
+    s, p = sb.staging.root_connect(), sb.prod.root_connect()
+    fx.build_directus_db(s, DB, env="staging", seed=1, **dict(dict(content_rows=1500), **(staging or {})))
+    fx.build_directus_db(p, DB, env="prod", seed=1, **dict(dict(content_rows=400), **(prod or {})))
+    s.close()
+    p.close()
+
+
+def q(server, sql, args=None):
+    conn = server.root_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION time_zone = '+00:00'")
+            cur.execute(sql, args)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def schemas(server):
+    return sorted(r[0] for r in q(server, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"))
+
+
+def checksums(server, tables=None, method="content"):
+    conn = server.root_connect()
+    try:
+        return fx.table_checksums(conn, DB, tables, method=method)
+    finally:
+        conn.close()
+
+
+def write_counters(server):
+    """Server-wide counters that move on any row write or DDL (InnoDB rows, not internal temp tables)."""
+    names = ("Innodb_rows_inserted", "Innodb_rows_updated", "Innodb_rows_deleted", "Com_create_db", "Com_drop_db",
+             "Com_create_table", "Com_drop_table", "Com_alter_table", "Com_rename_table")
+    rows = q(server, "SHOW GLOBAL STATUS WHERE Variable_name IN (%s)" % ", ".join(["%s"] * len(names)), names)
+    return dict(rows)
+
+
+def rows_hash(server, table, exclude=()):
+    cols = [r[0] for r in q(server, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND "
+                            "TABLE_NAME=%s ORDER BY ORDINAL_POSITION", (DB, table)) if r[0] not in exclude]
+    select = ", ".join("`%s`" % c for c in cols)
+    h = hashlib.sha256()
+    for row in q(server, "SELECT %s FROM `%s`.`%s` ORDER BY 1" % (select, DB, table)):
+        h.update(repr(row).encode())
+    return h.hexdigest()
+
+
+def findings(result, check):
+    return [f for f in result["preflight"]["findings"] if f["check"] == check]
+
+
+def assert_unchanged(sb, before_ck, before_schemas, before_counters):
+    assert write_counters(sb.prod) == before_counters
+    assert schemas(sb.prod) == before_schemas
+    assert checksums(sb.prod, method="checksum_table") == before_ck
+
+
+@pytest.fixture
+def fresh(sandbox):
+    build(sandbox)
+    return sandbox
+
+
+def test_promotion_check_mode_real_run_and_idempotence(sandbox, run_module):
+    sb = sandbox
+    build(sb)
+    s = sb.staging.root_connect()
+    fx.add_custom_user_field(s, DB)
+    s.close()
+    prod_before = fx.describe(sb.prod.root_connect(), DB)
+    staging_desc = fx.describe(sb.staging.root_connect(), DB)
+    kept_before = checksums(sb.prod, UNTOUCHED)
+    users_before = rows_hash(sb.prod, "directus_users", exclude={"role"})
+    prod_user_access = q(sb.prod, "SELECT id, user, policy FROM directus.directus_access WHERE user IS NOT NULL ORDER BY id")
+    ck0, sch0, cnt0 = checksums(sb.prod, method="checksum_table"), schemas(sb.prod), write_counters(sb.prod)
+
+    # --- check mode: the plan and every finding, nothing written
+    planned = run_module(MODULE, promote_args(sb), check=True, diff=True)
+    assert not planned.get("failed"), planned.get("msg")
+    assert planned["changed"] is True
+    actions = {t["name"]: t["action"] for t in planned["tables"]}
+    assert actions["articles"] == "replace" and actions["directus_users"] == "keep"
+    assert actions["directus_access"] == "merge" and actions["directus_sessions"] == "keep"
+    assert planned["preflight"]["added_columns"] == ["directus_users.department"]
+    assert planned["preflight"]["remapped_roles"] == {prod_before["admin_role_id"]: staging_desc["admin_role_id"]}
+    assert planned["preflight"]["user_refs_mapped"] > 0 and planned["preflight"]["user_refs_nulled"] > 0
+    assert "articles: " in planned["diff"]["before"] and "articles: replace from source" in planned["diff"]["after"]
+    assert planned["backup_schema"] is None and planned["executed_commands"] == []
+    assert_unchanged(sb, ck0, sch0, cnt0)
+
+    # --- real run
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True
+    assert sorted(result["changed_tables"]) == sorted(planned["changed_tables"])
+    backup = result["backup_schema"]
+    assert backup.startswith("directus__backup_") and backup in schemas(sb.prod)
+    assert not [x for x in schemas(sb.prod) if "__shadow_" in x]
+    renames = [c for c in result["executed_commands"] if c.startswith("RENAME TABLE")]
+    assert len(renames) == 1
+
+    # data fidelity: byte-identical where nothing is mapped, identical but the user columns elsewhere
+    assert checksums(sb.prod, IDENTICAL) == checksums(sb.staging, IDENTICAL)
+    for table in ("articles", "awkward_values", "authors", "directus_files"):
+        assert rows_hash(sb.prod, table, USER_COLUMNS) == rows_hash(sb.staging, table, USER_COLUMNS), table
+    # kept tables untouched byte for byte; users only got the remapped role and the new column
+    assert checksums(sb.prod, UNTOUCHED) == kept_before
+    assert rows_hash(sb.prod, "directus_users", exclude={"role", "department"}) == users_before
+    col = q(sb.prod, "SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='directus' "
+                     "AND TABLE_NAME='directus_users' AND COLUMN_NAME='department'")
+    assert col == (("varchar(255)", "YES"),)
+    # production's admin keeps the admin role of the promoted roles, which has the admin policy
+    admin_role = q(sb.prod, "SELECT role FROM directus.directus_users WHERE id=%s", (prod_before["admin_user_id"],))[0][0]
+    assert admin_role == staging_desc["admin_role_id"]
+    assert q(sb.prod, "SELECT COUNT(*) FROM directus.directus_access a JOIN directus.directus_policies p ON p.id=a.policy "
+                      "WHERE a.role=%s AND p.admin_access=1", (admin_role,))[0][0] == 1
+    # user references: mapped by e-mail or NULL, never dangling
+    editor_prod = prod_before["users"]["editor@example.test"]
+    editor_stg = staging_desc["users"]["editor@example.test"]
+    n_editor = q(sb.staging, "SELECT COUNT(*) FROM directus.articles WHERE user_created=%s", (editor_stg,))[0][0]
+    assert n_editor > 0
+    assert q(sb.prod, "SELECT COUNT(*) FROM directus.articles WHERE user_created=%s", (editor_prod,))[0][0] == n_editor
+    assert q(sb.prod, "SELECT COUNT(*) FROM directus.articles a LEFT JOIN directus.directus_users u ON u.id=a.user_created "
+                      "WHERE a.user_created IS NOT NULL AND u.id IS NULL")[0][0] == 0
+    conn = sb.prod.root_connect()
+    assert fx.fk_violations(conn, DB) == {}
+    conn.close()
+    # merges: staging's role/public rows + production's per-user rows
+    stg_shared = q(sb.staging, "SELECT id, role, policy FROM directus.directus_access WHERE user IS NULL ORDER BY id")
+    assert q(sb.prod, "SELECT id, role, policy FROM directus.directus_access WHERE user IS NULL ORDER BY id") == stg_shared
+    assert q(sb.prod, "SELECT id, user, policy FROM directus.directus_access WHERE user IS NOT NULL ORDER BY id") == \
+        prod_user_access
+    stg_presets = q(sb.staging, "SELECT bookmark, collection, layout_query FROM directus.directus_presets "
+                                "WHERE user IS NULL ORDER BY 1, 2")
+    assert q(sb.prod, "SELECT bookmark, collection, layout_query FROM directus.directus_presets WHERE user IS NULL "
+                      "ORDER BY 1, 2") == stg_presets
+    # foreign keys: kept tables point at the NEW live tables; nothing live points into a backup and back
+    fks = q(sb.prod, "SELECT TABLE_SCHEMA, TABLE_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME FROM "
+                     "information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL AND TABLE_SCHEMA LIKE "
+                     "'directus%%'")
+    assert ("directus", "directus_users", "directus", "directus_roles") in fks
+    assert [f for f in fks if (f[0] == "directus") != (f[2] == "directus")] == []
+    # ... and the constraint really bites on the new table: a user with a promoted-only role is accepted,
+    # one with an unknown role is refused
+    conn = sb.prod.root_connect()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO directus.directus_users (id, email, role, status, provider) VALUES "
+                    "('00000000-0000-4000-8000-00000000fk01', 'fk@example.test', %s, 'active', 'default')", (admin_role,))
+        with pytest.raises(pymysql.err.IntegrityError):
+            cur.execute("INSERT INTO directus.directus_users (id, email, role, status, provider) VALUES "
+                        "('00000000-0000-4000-8000-00000000fk02', 'fk2@example.test', %s, 'active', 'default')",
+                        (prod_before["admin_role_id"],))
+        cur.execute("DELETE FROM directus.directus_users WHERE id='00000000-0000-4000-8000-00000000fk01'")
+    conn.close()
+
+    # --- second run: nothing differs -> changed false, no schema, no write
+    ck1, sch1, cnt1 = checksums(sb.prod, method="checksum_table"), schemas(sb.prod), write_counters(sb.prod)
+    again = run_module(MODULE, promote_args(sb), diff=True)
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is False and again["changed_tables"] == [] and again["executed_commands"] == []
+    assert {t["action"] for t in again["tables"] if t["policy"] == "replace"} == {"unchanged"}
+    assert_unchanged(sb, ck1, sch1, cnt1)
+
+    # --- an editor session on staging: only what changed is promoted; backups pruned; backup file 0600
+    s = sb.staging.root_connect()
+    fx.staging_edit(s, DB, seed=7)
+    s.close()
+    planned = run_module(MODULE, promote_args(sb), check=True)
+    assert planned["changed_tables"] == ["articles", "directus_permissions"]
+    path = os.path.join(str(sb.base_dir), "prod-backup.sql.gz")
+    result = run_module(MODULE, promote_args(sb, keep_backups=1, backup_file=path))
+    assert result["changed_tables"] == ["articles", "directus_permissions"], result.get("msg")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    import gzip
+    with gzip.open(path, "rb") as fh:
+        dump = fh.read()
+    assert b"CREATE TABLE `articles`" in dump and b"INSERT INTO `articles`" in dump
+    assert b"directus_users" not in dump.split(b"CREATE TABLE `articles`")[0]
+    assert sb.prod.password.encode() not in dump and sb.prod.password not in result["_stdout"]
+    assert [x for x in schemas(sb.prod) if "__backup_" in x] == [result["backup_schema"]]
+    assert checksums(sb.prod, ["articles_tags", "directus_permissions"]) == \
+        checksums(sb.staging, ["articles_tags", "directus_permissions"])
+
+
+def test_rollback_restores_previous_state(fresh, run_module):
+    sb = fresh
+    before = checksums(sb.prod)
+    result = run_module(MODULE, promote_args(sb))
+    assert result["changed"] is True, result.get("msg")
+    assert checksums(sb.prod) != before
+    planned = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True), check=True)
+    assert planned["changed"] is True and checksums(sb.prod) != before
+    back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert not back.get("failed"), back.get("msg")
+    assert len([c for c in back["executed_commands"] if c.startswith("RENAME TABLE")]) == 1
+    # every live table (kept users' remapped role and NULLed references included) is as before
+    assert checksums(sb.prod) == before
+    assert result["backup_schema"] not in schemas(sb.prod)
+    assert back["backup_schema"].startswith("directus__rolledback_")
+    conn = sb.prod.root_connect()
+    assert fx.fk_violations(conn, DB) == {}
+    conn.close()
+    fks = q(sb.prod, "SELECT TABLE_SCHEMA, REFERENCED_TABLE_SCHEMA FROM information_schema.KEY_COLUMN_USAGE "
+                     "WHERE REFERENCED_TABLE_NAME IS NOT NULL AND TABLE_SCHEMA LIKE 'directus%%'")
+    assert [f for f in fks if (f[0] == "directus") != (f[1] == "directus")] == []
+    # promoting again works from the rolled-back state
+    again = run_module(MODULE, promote_args(sb))
+    assert again["changed"] is True and not again.get("failed"), again.get("msg")
+
+
+def refused(sb, run_module, args, *needles, check=False):
+    ck, sch, cnt = checksums(sb.prod, method="checksum_table"), schemas(sb.prod), write_counters(sb.prod)
+    result = run_module(MODULE, args, check=check)
+    assert result.get("failed") is True, result
+    for needle in needles:
+        assert needle in result["msg"], result["msg"]
+    assert "\n" not in result["msg"]
+    assert_unchanged(sb, ck, sch, cnt)
+    return result
+
+
+def test_locked_out_admin_is_refused(fresh, run_module):
+    sb = fresh
+    # staging renamed its admin role: production's admins would keep a role id that no longer exists
+    q(sb.staging, "UPDATE directus.directus_roles SET name='Admins' WHERE name='Administrator'")
+    for check in (True, False):
+        result = refused(sb, run_module, promote_args(sb), "Administrator", "nothing was changed", check=check)
+        errors = [f for f in result["preflight"]["findings"] if f["status"] == "error"]
+        assert [f["check"] for f in errors] == ["role_mapping", "admin_access"]
+    # role_mapping=id refuses even before names are looked at
+    q(sb.staging, "UPDATE directus.directus_roles SET name='Administrator' WHERE name='Admins'")
+    refused(sb, run_module, promote_args(sb, role_mapping="id"), "role_mapping=id")
+
+
+def test_migrations_mismatch_same_database_and_fail_mode_refused(sandbox, run_module):
+    sb = sandbox
+    build(sb, staging=dict(extra_migrations=[("20250101A", "Newer Directus")]))
+    result = refused(sb, run_module, promote_args(sb), "directus_migrations differ", "20250101A")
+    assert findings(result, "migrations")[0]["status"] == "error"
+    # overridable
+    ok = run_module(MODULE, promote_args(sb, require_same_migrations=False), check=True)
+    assert not ok.get("failed") and findings(ok, "migrations")[0]["status"] == "warning"
+    refused(sb, run_module, promote_args(sb, unknown_user_references="fail", require_same_migrations=False),
+            "unknown_user_references=fail")
+    same = dict(source=conn_args(sb.prod), target=conn_args(sb.prod, host="localhost"))
+    refused(sb, run_module, same, "same database")
+
+
+def test_concurrent_run_refused(fresh, run_module):
+    sb = fresh
+    holder = sb.prod.root_connect()
+    with holder.cursor() as cur:
+        cur.execute("SELECT GET_LOCK('directus_promote:directus', 0)")
+        assert cur.fetchone()[0] == 1
+    try:
+        refused(sb, run_module, promote_args(sb, lock_timeout=1), "another promotion")
+        planned = run_module(MODULE, promote_args(sb), check=True)
+        assert findings(planned, "lock")[0]["status"] == "warning"
+    finally:
+        holder.close()
+    assert run_module(MODULE, promote_args(sb))["changed"] is True
+
+
+def test_connection_errors_are_one_clear_message(sandbox, run_module):
+    sb = sandbox
+    cases = [
+        (dict(source=conn_args(sb.staging, password="wrong-" + sb.staging.password)), "source: access denied for user"),
+        (dict(target=conn_args(sb.prod, database="no_such_db")), "target: unknown database 'no_such_db'"),
+        (dict(source=conn_args(sb.staging, port=free_port(), connect_timeout=3)), "source: cannot reach"),
+    ]
+    for override, needle in cases:
+        args = promote_args(sb)
+        args.update(override)
+        result = run_module(MODULE, args)
+        assert result.get("failed") is True
+        assert needle in result["msg"] and "\n" not in result["msg"], result["msg"]
+        assert sb.staging.password not in result["_stdout"] and sb.prod.password not in result["_stdout"]
+        assert "Traceback" not in result["_stderr"]
+
+
+def test_killed_source_connection_leaves_target_untouched(sandbox, run_module):
+    sb = sandbox
+    build(sb, staging=dict(content_rows=40000))
+    before = checksums(sb.prod, method="checksum_table")
+    sch = schemas(sb.prod)
+    killed = []
+
+    def killer():
+        conn = sb.staging.root_connect()
+        deadline = time.monotonic() + 60
+        try:
+            with conn.cursor() as cur:
+                while time.monotonic() < deadline and not killed:
+                    cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER=%s AND INFO LIKE "
+                                "'SELECT %%FROM `directus`.`articles`%%'", (sb.staging.user,))
+                    row = cur.fetchone()
+                    if row:
+                        cur.execute("KILL %d" % row[0])
+                        killed.append(row[0])
+                    time.sleep(0.005)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    result = run_module(MODULE, promote_args(sb))
+    thread.join()
+    assert killed, "the copy of articles was never seen on the source"
+    assert result.get("failed") is True
+    assert "source" in result["msg"] and "not changed" in result["msg"], result["msg"]
+    assert checksums(sb.prod, method="checksum_table") == before
+    leftovers = [x for x in schemas(sb.prod) if x not in sch]
+    assert leftovers == []
+    again = run_module(MODULE, promote_args(sb))
+    assert not again.get("failed"), again.get("msg")
+    assert checksums(sb.prod, ["articles_tags", "tags"]) == checksums(sb.staging, ["articles_tags", "tags"])
+    assert rows_hash(sb.prod, "articles", USER_COLUMNS) == rows_hash(sb.staging, "articles", USER_COLUMNS)
