@@ -148,8 +148,8 @@ def test_environments_get_separate_bootstrap_ids(built):
 def test_awkward_values_round_trip_exactly(built):
     conns, _ = built
     conn = conns['staging']
-    creators = fx._creator_ids('staging', SEED, None)
-    count = fx._row_counts(300)['awkward_values']
+    creators = fx.creator_ids('staging', SEED, None)
+    count = fx.row_counts(300)['awkward_values']
     expected = fx.awkward_rows(SEED, count, creators)
     with conn.cursor() as cur:
         cur.execute("SET SESSION time_zone = '+00:00'")
@@ -295,6 +295,8 @@ def test_assets_match_files_and_carry_metadata(built, sandbox):
                 assert listed[f'{env}/{disk}']['Size'] == size
             head = s3.head_object(Bucket=bucket, Key=f'{env}/ünïcødé 图片.png')
             assert head['ContentType'] == 'image/png' and head['CacheControl'] == fx.ASSET_CACHE_CONTROL
+            png = next(s for s in fx.file_specs(env, SEED, 12) if s['filename_disk'] == 'ünïcødé 图片.png')
+            assert head['Metadata'] == {'directus-file-id': png['id']}
             body = s3.get_object(Bucket=bucket, Key=f'{env}/café menu.pdf')['Body'].read()
             assert body[:1] == b'\x00' and len(body) == listed[f'{env}/café menu.pdf']['Size']
         # one file changed on staging: same key and size, different bytes

@@ -29,10 +29,11 @@ Public API::
     build_assets(s3_client, bucket, prefix='', files=20, seed=0, size_range=(1024, 4096),
                  thumbnails=True, env='staging', workers=8) -> [full key, ...]
     content_type(key) -> str ;  article_id(seed, i) -> str ;  awkward_rows(seed, count, creators)
+    creator_ids(env, seed, users=None) -> [user id|None] ;  row_counts(content_rows) -> {table: rows}
     constants: PUBLIC_POLICY_ID, SYSTEM_TABLES, CONTENT_TABLES, MIGRATIONS, ASSET_CACHE_CONTROL
 
 Values round-trip exactly as long as every connection uses ``time_zone='+00:00'`` for the
-TIMESTAMP columns (the builder sets it on its session).
+TIMESTAMP columns (the builder, staging_edit and table_checksums set it on their session).
 """
 
 from __future__ import annotations
@@ -956,13 +957,13 @@ def _j(value):
     return json.dumps(value, ensure_ascii=False, separators=(',', ':'))
 
 
-def _row_counts(n):
-    """Split a content row budget over the content tables (articles ~60 %, junction ~35 %)."""
+def row_counts(n):
+    """Split a content row budget over the content tables (articles ~45 %, junction ~54 %)."""
     n = max(int(n), 10)
     authors = max(3, n // 200)
     tags = max(3, min(500, n // 100))
     awkward = 12 + n // 1000
-    articles = max(4, (n - authors - tags - awkward) * 63 // 100)
+    articles = max(4, (n - authors - tags - awkward) * 45 // 100)
     junction = max(0, n - authors - tags - awkward - articles)
     return {'authors': authors, 'tags': tags, 'articles': articles, 'articles_tags': junction,
             'awkward_values': awkward}
@@ -1296,7 +1297,7 @@ def _content_columns(table):
     return cols
 
 
-def _creator_ids(env, seed, users):
+def creator_ids(env, seed, users=None):
     """Index -> user id used for user_created/user_updated in content.
 
     Content was created on staging by staging users and promoted earlier; production's copy has those
@@ -1344,8 +1345,8 @@ ARTICLE_COLUMNS = ('id', 'status', 'sort', 'title', 'slug', 'body', 'metadata', 
 
 
 def _load_content(cur, conn, env, seed, users, files, content_rows, batch_rows, long_text_every, long_text_max):
-    counts = _row_counts(content_rows)
-    creators = _creator_ids(env, seed, users)
+    counts = row_counts(content_rows)
+    creators = creator_ids(env, seed, users)
     file_ids = [s['id'] for s in file_specs(env, seed, files)]
     # file rows that exist in both envs only (so prod and staging content reference valid files)
     common_files = [s['id'] for s in file_specs('prod', seed, files) if s['id'] in set(file_ids)]
@@ -1640,6 +1641,8 @@ def build_assets(s3_client, bucket, prefix='', files=20, seed=0, size_range=(102
     Originals `<filename_disk>` and thumbnails `<basename>__<hash><ext>` under `prefix`, with
     Content-Type and Cache-Control. Bodies are deterministic (seed, key, version); one file
     differs between staging and prod with the same size. Returns the list of full keys put.
+    With the default size_range, object sizes equal directus_files.filesize of the same file.
+    Every object starts with a zero byte and carries x-amz-meta-directus-file-id.
     """
     jobs = []
     for spec in file_specs(env, seed, files):
