@@ -581,8 +581,10 @@ class Runner:
                         part_etag = part["CopyPartResult"]["ETag"]
                     state.etags[number - 1] = part_etag
                 except (BotoCoreError, ClientError, OSError, ValueError) as exc:
-                    if not state.failed:
+                    with state.lock:
+                        first = not state.failed
                         state.failed = True
+                    if first:
                         self.fail(self.source_prefix + state.rel, exc)
             with state.lock:
                 state.remaining -= 1
@@ -782,7 +784,10 @@ def main():
     # botocore's retries max_attempts counts retries after the first attempt
     client_options = dict(max_pool_connections=workers, retry_mode=params["retry_mode"], max_attempts=params["retry_max_attempts"] - 1)
     target_client = aws_client(module, "s3", **client_options)
-    source_client = aws_client(module, "s3", prefix="source_", **client_options)
+    if connection_params(params, "source_") == connection_params(params):
+        source_client = target_client  # one account: one shared client and connection pool
+    else:
+        source_client = aws_client(module, "s3", prefix="source_", **client_options)
 
     selected = key_filter(params["include"], params["exclude"])
     try:
@@ -839,11 +844,17 @@ def main():
         changed=bool(runner.copied or runner.updated or runner.deleted),
         counts=dict(copied=runner.copied, updated=runner.updated, deleted=runner.deleted,
                     unchanged=summary["unchanged"], bytes_copied=runner.bytes_copied),
-        changed_keys=runner.copied_keys, changed_keys_total=runner.copied + runner.updated,
-        deleted_keys=runner.deleted_keys, deleted_keys_total=runner.deleted,
-        keys_truncated=(len(runner.copied_keys) < runner.copied + runner.updated or len(runner.deleted_keys) < runner.deleted),
         timings=timings,
     )
+    if runner.failed:
+        # what was really done, in completion order
+        result.update(
+            changed_keys=runner.copied_keys, changed_keys_total=runner.copied + runner.updated,
+            deleted_keys=runner.deleted_keys, deleted_keys_total=runner.deleted,
+            keys_truncated=(len(runner.copied_keys) < runner.copied + runner.updated or len(runner.deleted_keys) < runner.deleted))
+    else:
+        # everything planned was done: the plan's lists, in key order
+        result.update(plan_key_lists(plan, target_prefix, params["max_keys_returned"]))
     if runner.failed:
         limit = params["max_keys_returned"]
         failed = sorted(runner.failed)

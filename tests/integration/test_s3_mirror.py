@@ -360,3 +360,50 @@ def test_failed_copies_prevent_deletions_and_rerun_completes(sandbox, buckets, r
     assert not again.get("failed"), again.get("msg")
     assert again["counts"] == {"copied": 2, "updated": 0, "deleted": 2, "unchanged": 8, "bytes_copied": 2 * len(b"f/03") * 3}
     assert contents(s3, dst) == contents(s3, src)
+
+
+def test_versioned_buckets_mirror_current_versions_and_delete_leaves_a_marker(sandbox, buckets, run_module):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    for bucket in buckets:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=src, Key="doc.txt", Body=b"version one")
+    s3.put_object(Bucket=src, Key="doc.txt", Body=b"version two, current")
+    s3.put_object(Bucket=src, Key="gone.txt", Body=b"deleted in the source")
+    s3.delete_object(Bucket=src, Key="gone.txt")  # only a delete marker is current
+    s3.put_object(Bucket=dst, Key="extra.txt", Body=b"only in the target")
+    s3.put_object(Bucket=src, Key="keep.txt", Body=b"k")
+    result = run_module(MODULE, dict(conn(sandbox), source_bucket=src, target_bucket=dst, max_delete_percent=100))
+    assert not result.get("failed"), result.get("msg")
+    assert sorted(result["changed_keys"]) == ["doc.txt", "keep.txt"] and result["deleted_keys"] == ["extra.txt"]
+    assert s3.get_object(Bucket=dst, Key="doc.txt")["Body"].read() == b"version two, current"
+    versions = s3.list_object_versions(Bucket=dst, Prefix="extra.txt")
+    assert [m["IsLatest"] for m in versions.get("DeleteMarkers", [])] == [True]
+    assert len(versions.get("Versions", [])) == 1  # the old version is still there, behind the marker
+    assert run_module(MODULE, dict(conn(sandbox), source_bucket=src, target_bucket=dst))["changed"] is False
+
+
+def test_auto_streams_when_target_credentials_cannot_read_the_source(sandbox, buckets, run_module, recording_proxy):
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    put_many(s3, src, ["a.txt", "b.txt"], ContentType="text/plain")
+    target_key = sandbox.aws.access_key
+
+    def deny_target_reads_of_source(method, path, query):
+        # the probe is a HEAD of a source object signed with the target's key; the proxy sees the path only,
+        # so deny every source HEAD: the streamed copy then reads with GET
+        return 403 if method == "HEAD" and path.startswith("/%s/" % src) else None
+
+    recording_proxy.fail_when(deny_target_reads_of_source)
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst,
+                source_access_key="staging-only-key", source_secret_key="staging-only-secret")
+    check = run_module(MODULE, args, check=True)
+    assert check["plan"]["copy_method"] == "stream"
+    assert writes(recording_proxy) == []
+    result = run_module(MODULE, args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["plan"]["copy_method"] == "stream" and result["counts"]["copied"] == 2
+    assert not any("x-amz-copy-source" in {h.lower() for h in r.headers} for r in recording_proxy.requests)
+    gets = [r for r in recording_proxy.requests if r.method == "GET" and r.path.startswith("/%s/" % src)]
+    assert len(gets) == 2 and all(target_key not in r.headers.get("Authorization", "") for r in gets)
+    assert contents(s3, dst) == contents(s3, src)

