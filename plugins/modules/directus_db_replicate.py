@@ -27,7 +27,7 @@ description:
   - Per-table checksums decide what changed. When nothing differs no schema is created and nothing is written.
   - O(rollback=true) swaps the newest backup back in, also with one C(RENAME TABLE).
 author:
-  - casper.directus_promote contributors
+  - casper.directus_promote contributors (@casper)
 requirements:
   - PyMySQL
   - MariaDB 10.3+ or MySQL 8.0+ on both sides, InnoDB tables
@@ -285,8 +285,7 @@ def stream_rows(cur):
         chunk = cur.fetchmany(FETCH_CHUNK)
         if not chunk:
             return
-        for row in chunk:
-            yield row
+        yield from chunk
 
 
 class Failure(Exception):
