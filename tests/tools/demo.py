@@ -82,7 +82,7 @@ def main():
             keys = build_assets(s3, sandbox.buckets[env], files=24, seed=1, env=env)
             print("%-7s %6d rows in %d tables, %d objects in s3://%s, admin role %s"
                   % (env, sum(built["rows"].values()), len(built["rows"]), len(keys), sandbox.buckets[env],
-                     ids.get("admin_role")))
+                     ids.get("admin_role_id")))
 
         first = run_playbook(sandbox, "Promotion: staging -> prod")
         second = run_playbook(sandbox, "Same promotion again: nothing left to change")
