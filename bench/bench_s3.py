@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark s3_mirror against `aws s3 sync`, `s5cmd sync` and `rclone sync --checksum`.
 
 Same machine, same run, same local S3 servers (moto's server and `rclone serve s3`):
@@ -230,12 +229,13 @@ def measure_memory(count):
 # ---------------------------------------------------------------- main
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--objects", type=int, default=10000)
     parser.add_argument("--min-kb", type=int, default=1)
     parser.add_argument("--max-kb", type=int, default=64)
     parser.add_argument("--servers", default="moto,rclone", help="comma list of moto, rclone")
     parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each tool per server; the table shows medians")
     parser.add_argument("--workers", type=int, default=16, help="s3_mirror workers (the other tools run with their defaults)")
     parser.add_argument("--memory-objects", type=int, default=1000000)
     parser.add_argument("--skip-memory", action="store_true")
@@ -247,7 +247,7 @@ def main():
         memory_child(opts.memory_child, opts.memory_objects)
         return
 
-    results = {"sync": [], "memory": []}
+    results = {"runs": [], "sync": [], "memory": []}
     tools = [t for t in opts.tools.split(",") if t]
     if not opts.skip_sync:
         for tool in tools:
@@ -263,22 +263,28 @@ def main():
                     total = populate(s3, "bench-src", opts.objects, opts.min_kb, opts.max_kb, seed=1)
                     print("[%s] %d objects, %.1f MB in the source (%.1f s to upload)" % (
                         kind, opts.objects, total / 1e6, time.monotonic() - start), flush=True)
-                    expected = {k: v for k, v in listing(s3, "bench-src").items()}
-                    for tool in tools:
-                        dst = "bench-dst-%s" % tool.replace("_", "-")
-                        s3.create_bucket(Bucket=dst)
-                        first = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
-                        got = listing(s3, dst)
-                        same = {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in expected.items()}
-                        rerun = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
-                        writes, requests = count_writes(tool, server.endpoint, "bench-src", dst, opts.workers)
-                        row = dict(server=kind, tool=tool, objects=opts.objects, first=round(first, 2), rerun=round(rerun, 2),
-                                   rerun_writes=writes, rerun_requests=requests, target_complete=same)
-                        results["sync"].append(row)
-                        print("[%s] %-9s first %7.2f s  re-run %6.2f s  re-run writes %d (requests %d)  target complete: %s" % (
-                            kind, tool, first, rerun, writes, requests, same), flush=True)
+                    expected = listing(s3, "bench-src")
+                    for round_no in range(opts.rounds):
+                        # rotate the order so that no tool always runs first (or last) on a warm server
+                        order = tools[round_no % len(tools):] + tools[:round_no % len(tools)]
+                        for tool in order:
+                            dst = "bench-dst-%s-r%d" % (tool.replace("_", "-"), round_no)
+                            s3.create_bucket(Bucket=dst)
+                            first = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
+                            got = listing(s3, dst)
+                            same = {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in expected.items()}
+                            rerun = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
+                            writes, requests = count_writes(tool, server.endpoint, "bench-src", dst, opts.workers) \
+                                if round_no == 0 else (None, None)
+                            row = dict(server=kind, tool=tool, round=round_no, objects=opts.objects, first=round(first, 2),
+                                       rerun=round(rerun, 2), rerun_writes=writes, rerun_requests=requests,
+                                       target_complete=same)
+                            results["runs"].append(row)
+                            print("[%s] round %d %-9s first %7.2f s  re-run %6.2f s  re-run writes %s (requests %s)  "
+                                  "target complete: %s" % (kind, round_no, tool, first, rerun, writes, requests, same), flush=True)
                 finally:
                     server.stop()
+    results["sync"] = summarize(results["runs"])
     if not opts.skip_memory:
         results["memory"] = measure_memory(opts.memory_objects)
         for row in results["memory"]:
@@ -291,17 +297,33 @@ def main():
         Path(opts.json).write_text(json.dumps(results, indent=2))
 
 
+def summarize(runs):
+    """Median first-run and re-run time per (server, tool), with min..max."""
+    rows = []
+    for key in dict.fromkeys((r["server"], r["tool"]) for r in runs):
+        mine = [r for r in runs if (r["server"], r["tool"]) == key]
+        firsts = [r["first"] for r in mine]
+        reruns = [r["rerun"] for r in mine]
+        rows.append(dict(server=key[0], tool=key[1], rounds=len(mine), objects=mine[0]["objects"],
+                         first=round(statistics.median(firsts), 2), first_range=(min(firsts), max(firsts)),
+                         rerun=round(statistics.median(reruns), 2), rerun_range=(min(reruns), max(reruns)),
+                         rerun_writes=mine[0]["rerun_writes"], target_complete=all(r["target_complete"] for r in mine)))
+    return rows
+
+
 def print_table(results):
     rows = results["sync"]
     if rows:
-        print("\n| server | tool | first run (s) | re-run (s) | re-run writes | first / s5cmd | re-run / s5cmd |")
+        print("\n| server | tool | first run, median (min-max) s | re-run, median (min-max) s | re-run writes | "
+              "first / s5cmd | re-run / s5cmd |")
         print("|---|---|---|---|---|---|---|")
         for row in rows:
             base = next((r for r in rows if r["server"] == row["server"] and r["tool"] == "s5cmd"), None)
             ratio_first = "%.2f" % (row["first"] / base["first"]) if base else "-"
             ratio_rerun = "%.2f" % (row["rerun"] / base["rerun"]) if base else "-"
-            print("| %s | %s | %.2f | %.2f | %d | %s | %s |" % (
-                row["server"], row["tool"], row["first"], row["rerun"], row["rerun_writes"], ratio_first, ratio_rerun))
+            print("| %s | %s | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %d | %s | %s |" % (
+                row["server"], row["tool"], row["first"], row["first_range"][0], row["first_range"][1],
+                row["rerun"], row["rerun_range"][0], row["rerun_range"][1], row["rerun_writes"], ratio_first, ratio_rerun))
         verdicts = []
         for server in sorted({r["server"] for r in rows}):
             ours = next((r for r in rows if r["server"] == server and r["tool"] == "s3_mirror"), None)

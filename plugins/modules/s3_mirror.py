@@ -11,7 +11,7 @@ short_description: Incremental, safe, parallel S3 bucket-to-bucket mirror
 version_added: 0.1.0
 description:
   - Makes a target bucket (or prefix) a copy of a source bucket (or prefix) without the target ever missing an
-    object: new and changed objects are copied first, extra objects are deleted only after every copy succeeded.
+    object. New and changed objects are copied first, extra objects are deleted only after every copy succeeded.
   - Objects are compared by size and ETag. When a copy cannot keep the source's ETag (multipart copies and uploads,
     copies of multipart-uploaded objects, encrypted objects), the source ETag is recorded in the copy's user metadata
     C(x-amz-meta-mirror-source-etag), so that a second run recognises it as unchanged and sends no write request.
@@ -23,7 +23,7 @@ description:
   - Before any change a deletion guard refuses runs that would empty the target from an empty source or delete more
     than O(max_delete) objects or O(max_delete_percent) percent of the target; the error names the objects.
 author:
-  - casper.directus_promote contributors
+  - casper.directus_promote contributors (@casper)
 extends_documentation_fragment:
   - casper.directus_promote.aws
   - casper.directus_promote.aws.source
@@ -361,8 +361,7 @@ def listing_pages(client, side, bucket, prefix):
     if prefix:
         kwargs["Prefix"] = prefix
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
-            yield page
+        yield from client.get_paginator("list_objects_v2").paginate(**kwargs)
     except (BotoCoreError, ClientError) as exc:
         raise ListingError(side, bucket, exc) from exc
 
@@ -707,11 +706,9 @@ def choose_method(module, target_client, plan, source_bucket, source_prefix):
         return "server"
     try:
         target_client.head_object(Bucket=source_bucket, Key=source_prefix + plan.copies[0][0])
-    except ClientError as exc:
+    except (BotoCoreError, ClientError) as exc:
         if is_denied(exc):
             return "stream"
-    except BotoCoreError:
-        pass
     return "server"
 
 
@@ -732,7 +729,7 @@ def argument_spec():
         multipart_chunksize=dict(type="int", default=64 * MIB),
         copy_method=dict(type="str", default="auto", choices=["auto", "server", "stream"]),
         workers=dict(type="int", default=16),
-        max_keys_returned=dict(type="int", default=1000),
+        max_keys_returned=dict(type="int", default=1000, no_log=False),
         retry_mode=dict(type="str", default="adaptive", choices=["adaptive", "standard"]),
         retry_max_attempts=dict(type="int", default=10),
     )

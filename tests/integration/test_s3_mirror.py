@@ -75,8 +75,8 @@ def object_headers(s3, bucket, key):
     head = s3.head_object(Bucket=bucket, Key=key)
     metadata = dict(head["Metadata"])
     metadata.pop("mirror-source-etag", None)
-    fields = {name: head.get(name) for name in ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding",
-                                                   "ContentLanguage", "ContentLength")}
+    names = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage", "ContentLength")
+    fields = {name: head.get(name) for name in names}
     fields["Expires"] = head["ResponseMetadata"]["HTTPHeaders"].get("expires")
     fields["Metadata"] = metadata
     tags = sorted((t["Key"], t["Value"]) for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"])

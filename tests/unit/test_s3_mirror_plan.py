@@ -19,7 +19,7 @@ def pages(keys, page_size=3, prefix=""):
 
 
 def listing(*items):
-    return [(k, s, e) for k, s, e in items]
+    return list(items)
 
 
 # ---------------------------------------------------------------- keys and prefixes
@@ -92,7 +92,7 @@ def test_python_order_is_utf8_binary_order():
     """The merge relies on str order == UTF-8 byte order (what S3 returns)."""
     rng = random.Random(7)
     alphabet = ["a", "Z", "0", " ", "+", "%", "?", "#", "/", "\u00e9", "\u00fc", "\u4e2d", "\U0001f600", "\uffff", "~"]
-    keys = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(2000)}
+    keys = {"".join(rng.choice(alphabet) for _char in range(rng.randint(1, 6))) for _key in range(2000)}
     assert sorted(keys) == sorted(keys, key=lambda k: k.encode("utf-8"))
 
 
@@ -161,8 +161,8 @@ def test_build_plan_empty_sides():
 
 def test_build_plan_matches_dict_based_reference_on_random_listings():
     rng = random.Random(42)
-    for _ in range(50):
-        universe = sorted({"k%03d\u00e9" % rng.randint(0, 200) for _ in range(120)})
+    for _round in range(50):
+        universe = sorted({"k%03d\u00e9" % rng.randint(0, 200) for _pick in range(120)})
         src = {k: (rng.randint(0, 3), rng.choice("xyz")) for k in universe if rng.random() < 0.7}
         tgt = {k: (rng.randint(0, 3), rng.choice("xyz")) for k in universe if rng.random() < 0.7}
         plan = P.build_plan([(k, *src[k]) for k in sorted(src)], [(k, *tgt[k]) for k in sorted(tgt)], "mirror")
