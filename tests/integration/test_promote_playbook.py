@@ -408,6 +408,29 @@ def test_unfinished_promotion_invalidates_on_the_rerun_once(sandbox, world, prom
     s3.delete_object(Bucket=sandbox.buckets["staging"], Key=key)
 
 
+def test_restart_commands_run_once_after_a_change_and_never_without_one(sandbox, world, promoted, tmp_path):
+    s3 = world["s3"]
+    marker = tmp_path / "restarts.log"
+    extra = dict(world["vars"], promote_restart_commands=[
+        {"name": "restart instance 1", "argv": ["sh", "-c", "echo one >> '%s'" % marker]},
+        {"cmd": "sh -c 'echo two >> %s'" % marker}])
+    key = "restart-%d.txt" % time.time_ns()
+    s3.put_object(Bucket=sandbox.buckets["staging"], Key=key, Body=b"restart")
+    clears = len(world["stubs"]["prod"].calls_to("POST", "/utils/cache/clear"))
+    try:
+        changed = run_playbook(world["inventories"], extra, env=world["env"])
+        assert changed.rc == 0, changed.out[-6000:]
+        assert marker.read_text().split() == ["one", "two"]
+        assert len(world["stubs"]["prod"].calls_to("POST", "/utils/cache/clear")) == clears + 1
+        unchanged = run_playbook(world["inventories"], extra, env=world["env"])
+        assert unchanged.rc == 0 and unchanged.changed == 0, unchanged.changed_tasks()
+        assert marker.read_text().split() == ["one", "two"]
+        assert len(world["stubs"]["prod"].calls_to("POST", "/utils/cache/clear")) == clears + 1
+    finally:
+        s3.delete_object(Bucket=sandbox.buckets["staging"], Key=key)
+        assert run_playbook(world["inventories"], world["vars"], env=world["env"]).rc == 0
+
+
 def test_different_directus_versions_are_refused_before_any_change(world, promoted):
     staging = world["stubs"]["staging"]
     staging.version = "11.4.0"
@@ -485,6 +508,11 @@ VALIDATION_CASES = {
                                  {"source": "staging", "target": "prod"},
                                  ["source and target use the same database (127.0.0.1/directus)",
                                   "source and target assets overlap (bucket 'shared', prefixes 'uploads' and 'uploads')"]),
+    "no such group": ({"staging": {}, "prod": {"directus_promote_allow_target": True}},
+                      {"source": "staging", "target": "prod", "promote_group": "cms_environments"},
+                      ["the inventory has no group 'cms_environments'",
+                       "source 'staging' is not a host of group 'cms_environments' (known: none)",
+                       "target 'prod' is not a host of group 'cms_environments' (known: none)"]),
     "everything at once": ({"staging": {"directus_db_name": None}, "prod": {"directus_s3_bucket": None}},
                            {"source": "staging", "target": "prod"},
                            ["source 'staging': directus_db_name is not defined",
@@ -530,6 +558,16 @@ def test_example_inventory_validates_and_is_encrypted():
     assert run.rc == 0, run.out[-4000:]
     assert run.changed == 0
     assert "| validate     | ok" in run.out
+
+
+def test_collection_playbook_name_works(tmp_path):
+    """`ansible-playbook casper.directus_promote.promote` from the repository root, no galaxy install."""
+    inventory = write_inventory(tmp_path / "inv", {"staging": {}, "prod": {"directus_promote_allow_target": True}})
+    cmd = [ANSIBLE_PLAYBOOK, "casper.directus_promote.promote", "-i", str(inventory), "-e", "source=staging",
+           "-e", "target=prod", "-e", "promote_state_dir=%s" % (tmp_path / "state"), "--tags", "validate"]
+    proc = subprocess.run(cmd, cwd=REPO, env=playbook_env_plain(), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "| validate     | ok" in proc.stdout
 
 
 def playbook_env_plain():
