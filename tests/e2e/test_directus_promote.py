@@ -269,20 +269,27 @@ def test_user_references_mapped_by_email_or_nulled(clients):
 @pytest.mark.parametrize("endpoint", ["/roles", "/policies", "/permissions", "/flows", "/operations",
                                       "/translations", "/folders", "/dashboards"])
 def test_system_content_equals_staging(clients, endpoint):
-    # Aliases listing users (roles.users, policies.users) are production's; user_created was staging's
-    # admin (no account in production: nulled).
-    staging, prod = (strip(by("id", clients[e].get(endpoint, params={"limit": -1})), "users", "user_created")
+    # Aliases listing access rows of users (roles.users, policies.users / policies.roles: directus_access
+    # rows, production's user-level ones included) are compared in the access test; user_created was
+    # staging's admin (no account in production: nulled).
+    volatile = ("users", "user_created") + (("roles",) if endpoint == "/policies" else ())
+    staging, prod = (strip(by("id", clients[e].get(endpoint, params={"limit": -1})), *volatile)
                      for e in ("staging", "prod"))
     assert prod == staging
     if endpoint in ("/roles", "/policies", "/permissions", "/flows", "/operations", "/folders"):
         assert staging, "staging has no %s: the test content is incomplete" % endpoint
 
 
-def test_role_level_access_and_global_presets_from_staging(clients):
-    def rows(api, endpoint):
-        return by("id", api.get(endpoint, params={"limit": -1, "filter": {"user": {"_null": True}}}))
+def test_role_level_access_and_global_presets_from_staging(promoted, clients):
+    def rows(api, endpoint, user_null=True):
+        return by("id", api.get(endpoint, params={"limit": -1, "filter": {"user": {"_null": user_null}}}))
     for endpoint in ("/access", "/presets"):
         assert rows(clients["prod"], endpoint) == rows(clients["staging"], endpoint), endpoint
+    # Production's user-level access row (the editor's policy) is kept, pointing at the promoted policy.
+    staging_policies = {p["name"]: p["id"] for p in clients["staging"].get("/policies", params={"limit": -1})}
+    user_rows = rows(clients["prod"], "/access", user_null=False)
+    assert [(r["user"], r["policy"]) for r in user_rows] == [
+        (promoted["prod_seed"]["editor"], staging_policies[content.EDITING_POLICY])]
 
 
 def test_files_metadata_equals_staging(clients):

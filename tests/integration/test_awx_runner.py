@@ -1,0 +1,291 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/promote.yml run the way AWX / Automation Controller runs a job template (docs/awx.md).
+
+What AWX does, reproduced here against the sandbox:
+
+* the project is this repository (ansible-runner's project_dir; its ansible.cfg applies);
+* the inventory is "sourced from a project": AWX imports it with ``ansible-inventory --list --export``
+  and, at job time, writes it as an executable script ``inventory/hosts`` that prints the JSON;
+* the survey answers (docs/awx/survey_promote.json) and the template's extra vars become extravars;
+* the custom credential type (docs/awx/credential_type_directus_promotion.yml) is rendered like AWX
+  renders injectors, into environment variables; the inventory's group vars
+  (docs/awx/inventory_group_vars.yml, copied verbatim) map them onto each environment;
+* the vault credential answers the ``Vault password:`` prompt of ``--ask-vault-pass``;
+* AWX's job environment (ANSIBLE_COLLECTIONS_PATHS / ANSIBLE_ROLES_PATH with /runner/requirements_*
+  first, suppressed env files) is set as AWX's RunJob.build_env does.
+
+Directus itself is a recording stub here (the real one runs in tests/e2e).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2.meta
+import jinja2.sandbox
+import pytest
+import yaml
+
+from directus_stub import DirectusStub
+from sandbox import directus_fixture as fx
+from sandbox.inventory import environment_vars, vault_encrypt
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+AWX_DOCS = REPO / "docs" / "awx"
+DB = "directus"
+SEED = 11
+FILES = 8
+VAULT_PROMPT = r"Vault password:\s*?$"  # AWX RunJob.get_password_prompts
+SECRET_SETTINGS = ("directus_aws_access_key", "directus_aws_secret_key", "directus_aws_session_token",
+                   "directus_admin_token")
+
+
+def credential_type():
+    return yaml.safe_load((AWX_DOCS / "credential_type_directus_promotion.yml").read_text())
+
+
+def survey_defaults():
+    spec = json.loads((AWX_DOCS / "survey_promote.json").read_text())["spec"]
+    return {q["variable"]: q["default"] for q in spec}
+
+
+def render_injectors(definition, inputs):
+    """Render `injectors.env` as AWX does (sandboxed Jinja; a field that was not filled in renders empty)."""
+    declared = {f["id"] for f in definition["inputs"]["fields"]}
+    unknown = set(inputs) - declared
+    assert not unknown, "inputs not declared by the credential type: %s" % unknown
+    missing = [f for f in definition["inputs"].get("required", []) if not inputs.get(f)]
+    assert not missing, "AWX would refuse this credential: required %s" % missing
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.Undefined)
+    namespace = {field: inputs.get(field, "") for field in declared}
+    return {key: env.from_string(value).render(**namespace) for key, value in definition["injectors"]["env"].items()}
+
+
+def listing(s3, bucket):
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = (obj["Size"], obj["ETag"])
+    return out
+
+
+def snapshot(sandbox):
+    conn = sandbox.prod.connect()
+    try:
+        checksums = fx.table_checksums(conn, DB)
+    finally:
+        conn.close()
+    return {"tables": checksums, "bucket": listing(sandbox.aws.client("s3"), sandbox.buckets["prod"])}
+
+
+def project_inventory(sandbox, directory, stubs):
+    """The inventory as kept in the project for AWX: no AWS keys or Directus tokens (the credential
+    brings them), DB passwords in a vault file, docs/awx/inventory_group_vars.yml as group vars."""
+    password = (sandbox.inventory_dir / ".vault_pass").read_text().strip()
+    shutil.copy(sandbox.inventory_dir / "hosts.yml", directory / "hosts.yml")
+    for env in ("staging", "prod"):
+        plain, secret = environment_vars(sandbox, env)
+        plain = {k: v for k, v in plain.items() if k not in SECRET_SETTINGS}
+        plain["directus_url"] = stubs[env].url
+        host_vars = directory / "host_vars" / env
+        host_vars.mkdir(parents=True)
+        (host_vars / "vars.yml").write_text(json.dumps(plain, indent=2))
+        (host_vars / "vault.yml").write_text(vault_encrypt(json.dumps(
+            {"vault_directus_db_password": secret["vault_directus_db_password"]}), password))
+    group_vars = directory / "group_vars" / "directus_environments"
+    group_vars.mkdir(parents=True)
+    shutil.copy(AWX_DOCS / "inventory_group_vars.yml", group_vars / "awx.yml")
+    return password
+
+
+def awx_inventory_script(inventory_dir, vault_password, private_data_dir, env):
+    """AWX's inventory import (ansible-inventory --list --export) and job-time script (inventory/hosts)."""
+    pass_file = private_data_dir / "import-vault-pass"
+    pass_file.write_text(vault_password)
+    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-inventory")), "-i", str(inventory_dir),
+                           "--list", "--export", "--vault-password-file", str(pass_file)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    pass_file.unlink()
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    script = private_data_dir / "inventory" / "hosts"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text("#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint(%r)\n" % json.dumps(data))
+    script.chmod(0o700)
+    return script
+
+
+def awx_job_env(injected):
+    """The job environment AWX builds (RunJob.build_env), plus the credential's injected variables."""
+    env = {
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "ANSIBLE_FORCE_COLOR": "False",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_COLLECTIONS_PATHS": "/runner/requirements_collections:~/.ansible/collections:/usr/share/ansible/collections",
+        # ansible.cfg's roles_path is read by AWX; its collections_path is not (AWX looks for collections_paths).
+        "ANSIBLE_ROLES_PATH": "/runner/requirements_roles:./roles:~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles",
+    }
+    env.update(injected)
+    return env
+
+
+def launch(job, extra_vars=None, check=False):
+    """One job launch through ansible-runner (what AWX's receptor worker runs)."""
+    import ansible_runner
+
+    pdd = job["tmp"] / ("job-%d" % job["launches"])
+    job["launches"] += 1
+    (pdd / "inventory").mkdir(parents=True)
+    script = awx_inventory_script(job["inventory_dir"], job["vault_password"], pdd, job["clean_env"])
+    extravars = dict(survey_defaults())
+    extravars.update({"promote_state_dir": str(job["tmp"] / "state"), "promote_verify_health_delay": 1,
+                      "promote_s3_max_delete_percent": 100})
+    extravars.update(extra_vars or {})
+    cmdline = "--ask-vault-pass" + (" --check --diff" if check else "")
+    result = ansible_runner.run(
+        private_data_dir=str(pdd), project_dir=str(REPO), playbook="playbooks/promote.yml",
+        inventory=str(script), extravars=extravars, envvars=job["env"], cmdline=cmdline,
+        passwords={VAULT_PROMPT: job["vault_password"]}, suppress_env_files=True, quiet=True, timeout=900)
+    events = list(result.events)
+    stdout = result.stdout.read()
+    return {"status": result.status, "rc": result.rc, "stats": result.stats or {}, "events": events,
+            "stdout": stdout, "pdd": pdd}
+
+
+@pytest.fixture(scope="module")
+def awx(sandbox, tmp_path_factory, monkeypatch_module):
+    tmp = tmp_path_factory.mktemp("awx")
+    for name in [k for k in os.environ if k.startswith(("AWS_", "ANSIBLE_"))]:
+        monkeypatch_module.delenv(name)  # only what the job template injects may reach the job
+    s3 = sandbox.aws.client("s3")
+    for env, server in (("staging", sandbox.staging), ("prod", sandbox.prod)):
+        conn = server.connect()
+        try:
+            fx.build_directus_db(conn, DB, env=env, seed=SEED, content_rows=150, files=FILES)
+        finally:
+            conn.close()
+        bucket = sandbox.buckets[env]
+        keys = list(listing(s3, bucket))
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+        fx.build_assets(s3, bucket, files=FILES, seed=SEED, env=env)
+
+    # The credential's inputs: each side its own (emulated) AWS account keys and Directus token.
+    inputs = {
+        "source_aws_access_key_id": "AKIASTAGINGAWX0001", "source_aws_secret_access_key": "awx-staging-secret-7c1f",
+        "source_directus_admin_token": "awx-staging-directus-token-51ab",
+        "target_aws_access_key_id": "AKIAPRODAWX00000002", "target_aws_secret_access_key": "awx-prod-secret-93de",
+        "target_directus_admin_token": "awx-prod-directus-token-2fd0",
+    }
+    stubs = {"staging": DirectusStub(inputs["source_directus_admin_token"]).start(),
+             "prod": DirectusStub(inputs["target_directus_admin_token"]).start()}
+    inventory_dir = tmp / "project-inventory"
+    inventory_dir.mkdir()
+    try:
+        vault_password = project_inventory(sandbox, inventory_dir, stubs)
+        injected = render_injectors(credential_type(), inputs)
+        job = {"tmp": tmp, "launches": 0, "inventory_dir": inventory_dir, "vault_password": vault_password,
+               "env": awx_job_env(injected), "clean_env": dict(os.environ), "stubs": stubs, "inputs": inputs,
+               "secrets": [vault_password, sandbox.staging.password, sandbox.prod.password]
+               + [v for k, v in inputs.items() if "secret" in k or "token" in k]}
+        job["before"] = snapshot(sandbox)
+        job["check"] = launch(job, check=True)
+        job["after_check"] = snapshot(sandbox)
+        job["first"] = launch(job)
+        job["after_first"] = snapshot(sandbox)
+        job["second"] = launch(job)
+        job["after_second"] = snapshot(sandbox)
+        yield job
+    finally:
+        for stub in stubs.values():
+            stub.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _explain(run):
+    return "status=%s rc=%s\n%s" % (run["status"], run["rc"], run["stdout"][-8000:])
+
+
+def test_credential_type_definition_is_valid_for_awx():
+    definition = credential_type()
+    assert definition["kind"] in ("cloud", "net")  # the kinds AWX allows for custom types
+    fields = definition["inputs"]["fields"]
+    ids = [f["id"] for f in fields]
+    assert len(ids) == len(set(ids))
+    for field in fields:
+        assert field["type"] in ("string", "boolean") and field["label"]
+        if any(word in field["id"] for word in ("secret", "token")):
+            assert field.get("secret") is True, field["id"]
+    # every field is injected, every injection uses declared fields only
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment()
+    used = set()
+    for value in definition["injectors"]["env"].values():
+        used |= jinja2.meta.find_undeclared_variables(env.parse(value))
+    assert used == set(ids)
+
+
+def test_job_runs_successfully_like_awx(awx):
+    for name in ("check", "first", "second"):
+        run = awx[name]
+        assert run["status"] == "successful" and run["rc"] == 0, "%s launch: %s" % (name, _explain(run))
+
+
+def test_check_job_changes_nothing_first_job_promotes(sandbox, awx):
+    assert awx["after_check"] == awx["before"], "the check-mode job changed production"
+    first = awx["first"]
+    assert first["stats"].get("changed"), _explain(first)
+    assert awx["after_first"] != awx["before"]
+    assert awx["after_first"]["bucket"] == listing(sandbox.aws.client("s3"), sandbox.buckets["staging"])
+    conn = sandbox.staging.connect()
+    try:
+        staging = fx.table_checksums(conn, DB, tables=["directus_collections", "directus_fields", "directus_relations"])
+    finally:
+        conn.close()
+    assert {t: awx["after_first"]["tables"][t] for t in staging} == staging
+
+
+def test_relaunch_changes_nothing(awx):
+    second = awx["second"]
+    assert not second["stats"].get("changed"), "relaunch changed: %s\n%s" % (second["stats"], _explain(second))
+    assert awx["after_second"] == awx["after_first"]
+
+
+def test_credential_tokens_reach_each_side(awx):
+    staging, prod = awx["stubs"]["staging"], awx["stubs"]["prod"]
+    info = staging.calls_to("GET", "/server/info")
+    assert info and all(c.authorized for c in info), "source token from the credential not used: %s" % info
+    clears = prod.calls_to("POST", "/utils/cache/clear")
+    assert len(clears) == 1 and clears[0].authorized, clears  # first job only (the check and relaunch: nothing)
+
+
+def test_job_output_never_shows_a_secret(awx):
+    for name in ("check", "first", "second"):
+        run = awx[name]
+        # What AWX shows and stores: the job's stdout and its events.
+        blobs = [run["stdout"]] + [json.dumps(event) for event in run["events"]]
+        for secret in awx["secrets"]:
+            leaks = [i for i, blob in enumerate(blobs) if secret in blob]
+            assert not leaks, "%s job: a secret appears in %d output blob(s)" % (name, len(leaks))
+
+
+def test_job_output_shows_the_summary(awx):
+    stdout = awx["first"]["stdout"]
+    for phase in ("validate", "preflight", "assets_copy", "database", "assets_prune", "cdn", "cache", "verify"):
+        assert phase in stdout, phase
+    assert "staging" in stdout and "prod" in stdout
