@@ -141,8 +141,9 @@ def rows_by_email(conn, database, table, user_columns, known_emails=None):
         cur.execute("SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
                     "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (database, table))
         pk = [r[0] for r in cur.fetchall()] or columns
-        cur.execute("SELECT %s FROM `%s`.`%s` ORDER BY %s" % (", ".join("`%s`" % c for c in columns), database, table,
-                                                            ", ".join("`%s`" % c for c in pk)))
+        select = ", ".join("`%s`" % c for c in columns)
+        order = ", ".join("`%s`" % c for c in pk)
+        cur.execute("SELECT %s FROM `%s`.`%s` ORDER BY %s" % (select, database, table, order))
         out = []
         for row in cur.fetchall():
             out.append(tuple(v if (c not in user_columns or v is None)
@@ -495,8 +496,8 @@ VALIDATION_CASES = {
                           ["source 'staging': directus_s3_bucket is not defined",
                            "source 'staging': set directus_db_host (or directus_db_unix_socket)",
                            "target 'prod': directus_db_user must be a non-empty string"]),
-    "bad port and url": ({"staging": {"directus_db_port": "db"}, "prod": {"directus_promote_allow_target": True,
-                                                                         "directus_url": "cms.example.com"}},
+    "bad port and url": ({"staging": {"directus_db_port": "db"},
+                          "prod": {"directus_promote_allow_target": True, "directus_url": "cms.example.com"}},
                          {"source": "staging", "target": "prod"},
                          ["source 'staging': directus_db_port must be a TCP port number, got 'db'",
                           "target 'prod': directus_url must start with http:// or https://"]),
