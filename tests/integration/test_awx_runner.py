@@ -98,22 +98,23 @@ def project_inventory(sandbox, directory, stubs):
         host_vars = directory / "host_vars" / env
         host_vars.mkdir(parents=True)
         (host_vars / "vars.yml").write_text(json.dumps(plain, indent=2))
-        (host_vars / "vault.yml").write_text(vault_encrypt(json.dumps(
-            {"vault_directus_db_password": secret["vault_directus_db_password"]}), password))
+        # Inline-encrypted values (ansible-vault encrypt_string): AWX's inventory import keeps them
+        # encrypted; a whole-file vault would be decrypted at import and stored in AWX in clear text.
+        cipher = vault_encrypt(secret["vault_directus_db_password"], password)
+        (host_vars / "vault.yml").write_text("vault_directus_db_password: !vault |\n"
+                                             + "".join("  %s\n" % line for line in cipher.splitlines()))
     group_vars = directory / "group_vars" / "directus_environments"
     group_vars.mkdir(parents=True)
     shutil.copy(AWX_DOCS / "inventory_group_vars.yml", group_vars / "awx.yml")
     return password
 
 
-def awx_inventory_script(inventory_dir, vault_password, private_data_dir, env):
-    """AWX's inventory import (ansible-inventory --list --export) and job-time script (inventory/hosts)."""
-    pass_file = private_data_dir / "import-vault-pass"
-    pass_file.write_text(vault_password)
+def awx_inventory_script(inventory_dir, private_data_dir, env):
+    """AWX's inventory import (ansible-inventory --list --export, no vault password: the values stay
+    encrypted) and the job-time script (inventory/hosts) that prints the stored inventory."""
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-inventory")), "-i", str(inventory_dir),
-                           "--list", "--export", "--vault-password-file", str(pass_file)],
+                           "--list", "--export"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    pass_file.unlink()
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     script = private_data_dir / "inventory" / "hosts"
@@ -146,7 +147,7 @@ def launch(job, extra_vars=None, check=False):
     pdd = job["tmp"] / ("job-%d" % job["launches"])
     job["launches"] += 1
     (pdd / "inventory").mkdir(parents=True)
-    script = awx_inventory_script(job["inventory_dir"], job["vault_password"], pdd, job["clean_env"])
+    script = awx_inventory_script(job["inventory_dir"], pdd, job["clean_env"])
     extravars = dict(survey_defaults())
     extravars.update({"promote_state_dir": str(job["tmp"] / "state"), "promote_verify_health_delay": 1,
                       "promote_s3_max_delete_percent": 100})
@@ -159,7 +160,7 @@ def launch(job, extra_vars=None, check=False):
     events = list(result.events)
     stdout = result.stdout.read()
     return {"status": result.status, "rc": result.rc, "stats": result.stats or {}, "events": events,
-            "stdout": stdout, "pdd": pdd}
+            "stdout": stdout, "pdd": pdd, "inventory": script.read_text()}
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +241,20 @@ def test_credential_type_definition_is_valid_for_awx():
     assert used == set(ids)
 
 
+def test_project_config_accepts_awx_inventory_script(tmp_path):
+    """AWX hands ansible-playbook the inventory as an executable script printing JSON (inventory/hosts)."""
+    script = tmp_path / "hosts"
+    script.write_text("#! /usr/bin/env python3\nprint(%r)\n" % json.dumps(
+        {"directus_environments": {"hosts": ["staging", "prod"]}, "_meta": {"hostvars": {"staging": {}, "prod": {}}}}))
+    script.chmod(0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-inventory")), "-i", str(script), "--graph"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert "@directus_environments" in proc.stdout, (
+        "the repository's ansible.cfg cannot read AWX's inventory script: [inventory] enable_plugins must "
+        "include 'script'\n" + proc.stdout + proc.stderr)
+
+
 def test_job_runs_successfully_like_awx(awx):
     for name in ("check", "first", "second"):
         run = awx[name]
@@ -282,6 +297,13 @@ def test_job_output_never_shows_a_secret(awx):
         for secret in awx["secrets"]:
             leaks = [i for i, blob in enumerate(blobs) if secret in blob]
             assert not leaks, "%s job: a secret appears in %d output blob(s)" % (name, len(leaks))
+
+
+def test_inventory_stored_in_awx_holds_no_clear_text_secret(awx):
+    inventory = awx["first"]["inventory"]
+    assert "__ansible_vault" in inventory  # the DB passwords, still encrypted
+    for secret in awx["secrets"]:
+        assert secret not in inventory
 
 
 def test_job_output_shows_the_summary(awx):
