@@ -135,9 +135,10 @@ def seed_staging(admin, author_password):
     author = admin.as_token(None).login(SHARED_AUTHOR, author_password)
     files = upload_files(admin)
     images = [f for f in files if f["type"].startswith("image/")]
-    categories = admin.post("/items/categories", [{"name": "News", "slug": "news", "sort": 1},
-                                                   {"name": "Guides", "slug": "guides", "sort": 2},
-                                                   {"name": "Releases", "slug": "releases", "sort": 3}])
+    categories = admin.post("/items/categories", [
+        {"name": "News", "slug": "news", "sort": 1},
+        {"name": "Guides", "slug": "guides", "sort": 2},
+        {"name": "Releases", "slug": "releases", "sort": 3}])
     flow = create_flow(admin)
     articles = []
     for index in range(6):
