@@ -442,19 +442,59 @@ def fk_clauses(create_sql):
     return out
 
 
-def fk_add_sql(fk, ref_schema, schema=None):
-    """ADD the FK again with its parent in ``ref_schema``.
+def fk_add_clause(fk, ref_schema):
+    """``CONSTRAINT ... FOREIGN KEY ... REFERENCES `ref_schema`.`parent` ...``.
 
     With the original clause (from SHOW CREATE TABLE) only the REFERENCES target changes, so
     the table definition stays textually identical to the source's.
     """
     if fk.get("clause"):
-        clause = _REFERENCES.sub(lambda _m: "REFERENCES %s.%s" % (_q(ref_schema), _q(fk["ref_table"])), fk["clause"], count=1)
-        return "ALTER TABLE %s.%s ADD %s" % (_q(schema or fk["schema"]), _q(fk["table"]), clause)
-    return "ALTER TABLE %s.%s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s.%s (%s) ON DELETE %s ON UPDATE %s" % (
-        _q(schema or fk["schema"]), _q(fk["table"]), _q(fk["name"]),
-        ", ".join(_q(c) for c in fk["columns"]), _q(ref_schema), _q(fk["ref_table"]),
+        return _REFERENCES.sub(lambda _m: "REFERENCES %s.%s" % (_q(ref_schema), _q(fk["ref_table"])), fk["clause"], count=1)
+    return "CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s.%s (%s) ON DELETE %s ON UPDATE %s" % (
+        _q(fk["name"]), ", ".join(_q(c) for c in fk["columns"]), _q(ref_schema), _q(fk["ref_table"]),
         ", ".join(_q(c) for c in fk["ref_columns"]), fk["on_delete"], fk["on_update"])
+
+
+def fk_add_sql(fk, ref_schema, schema=None):
+    """ADD the FK again with its parent in ``ref_schema``."""
+    return "ALTER TABLE %s.%s ADD %s" % (_q(schema or fk["schema"]), _q(fk["table"]), fk_add_clause(fk, ref_schema))
+
+
+def fk_group_sql(items, op, schema=None):
+    """One ALTER TABLE per table for a list of (fk, ref_schema): op 'drop' or 'add'.
+
+    Metadata-only with foreign_key_checks=0, so fewer statements means a shorter cut-over.
+    """
+    by_table = {}
+    for fk, ref in items:
+        by_table.setdefault((schema or fk["schema"], fk["table"]), []).append((fk, ref))
+    out = []
+    for (sch, table), group in sorted(by_table.items()):
+        if op == "drop":
+            parts = ["DROP FOREIGN KEY %s" % _q(fk["name"]) for fk, _ref in group]
+        else:
+            parts = ["ADD %s" % fk_add_clause(fk, ref) for fk, ref in group]
+        out.append("ALTER TABLE %s.%s %s" % (_q(sch), _q(table), ", ".join(parts)))
+    return out
+
+
+_REFERENCES_PARTS = re.compile(r"REFERENCES\s+(`(?:[^`]|``)+`\.)?`((?:[^`]|``)+)`")
+
+
+def qualify_references(create_sql, schema, local_tables):
+    """Point the FKs of a CREATE TABLE at ``schema`` for every parent not in ``local_tables``.
+
+    Shadow tables are created in their own schema; a parent that is not swapped in with them
+    (a kept table such as directus_users) must be referenced in the live schema from the start.
+    """
+    def repl(m):
+        if m.group(1):
+            return m.group(0)
+        table = m.group(2).replace("``", "`")
+        if table in local_tables:
+            return m.group(0)
+        return "REFERENCES %s.%s" % (_q(schema), _q(table))
+    return _REFERENCES_PARTS.sub(repl, create_sql)
 
 
 def plan_fk_fixups(fks, live, out_schema, out_tables, in_schema, in_tables):
@@ -473,9 +513,8 @@ def plan_fk_fixups(fks, live, out_schema, out_tables, in_schema, in_tables):
     plan = {"pre_repoint": [], "pre_drop": [], "post_add": [], "post_repoint": []}
     for fk in fks:
         if fk["schema"] == in_schema and fk["table"] in in_set:
-            if not (fk["ref_schema"] == in_schema and fk["ref_table"] in in_set):
-                if fk["ref_schema"] in (in_schema, live):
-                    plan["pre_repoint"].append((fk, live))
+            if fk["ref_schema"] == in_schema and fk["ref_table"] not in in_set:
+                plan["pre_repoint"].append((fk, live))
         elif fk["schema"] == live and fk["table"] not in out_set:
             if fk["ref_schema"] == live and fk["ref_table"] in out_set:
                 plan["pre_drop"].append((fk, None))

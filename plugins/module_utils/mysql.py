@@ -201,6 +201,55 @@ def row_encoder(kinds):
     return encode
 
 
+class RowTooLong(Exception):
+    """The server could not build a row literal (longer than its max_allowed_packet)."""
+
+
+def server_literal_sql(column, kind, expr=None):
+    """SQL expression the *source* server evaluates to the literal of one value.
+
+    Letting the server format values (QUOTE for text, HEX for binary, plain text for numbers)
+    leaves a single bytes value per row for the client, which only joins rows. The text is the
+    same one the server sends any client for that value (what mariadb-dump writes).
+    """
+    col = expr or quote_ident(column)
+    if kind == "num":
+        return "IFNULL(%s, 'NULL')" % col
+    if kind == "bin":
+        return "IF(%s IS NULL, 'NULL', CONCAT(\"X'\", HEX(%s), \"'\"))" % (col, col)
+    return "CONVERT(QUOTE(%s) USING utf8mb4)" % col
+
+
+def server_row_sql(columns, kinds, exprs=None):
+    """``CONCAT('(', v1, ',', v2, ..., ')')`` for one row; NULL when the row is too long for the server.
+
+    ``exprs`` may replace a column by an expression (e.g. a CASE that maps ids).
+    """
+    exprs = exprs or {}
+    parts = ["'('"]
+    for i, (column, kind) in enumerate(zip(columns, kinds)):
+        if i:
+            parts.append("','")
+        parts.append(server_literal_sql(column, kind, exprs.get(column)))
+    parts.append("')'")
+    return "CONCAT(%s)" % ", ".join(parts)
+
+
+def server_row_encoder(row):
+    value = row[0]
+    if value is None:
+        raise RowTooLong()
+    return value
+
+
+def case_map_sql(column, mapping, escape):
+    """``CASE `col` WHEN 'a' THEN 'b' ... ELSE `col` END`` (mapping values may be None -> NULL)."""
+    col = quote_ident(column)
+    whens = " ".join("WHEN %s THEN %s" % (escape(k), "NULL" if v is None else escape(v))
+                     for k, v in sorted(mapping.items(), key=lambda kv: str(kv[0])))
+    return "CASE %s %s ELSE %s END" % (col, whens, col)
+
+
 def insert_batches(rows, prefix, encoder, max_bytes):
     """Group encoded rows into ``prefix VALUES (...),(...)`` statements of at most ~max_bytes.
 

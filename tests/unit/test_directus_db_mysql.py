@@ -61,3 +61,21 @@ def test_connection_options_hide_the_password():
 def test_quoting():
     assert mysql.quote_ident("we`ird") == "`we``ird`"
     assert mysql.qualified("a", "b") == "`a`.`b`"
+
+
+def test_server_row_sql_builds_literals_on_the_server():
+    sql = mysql.server_row_sql(["id", "name", "data"], ["num", "str", "bin"], {"name": "UPPER(`name`)"})
+    assert sql == ("CONCAT('(', IFNULL(`id`, 'NULL'), ',', CONVERT(QUOTE(UPPER(`name`)) USING utf8mb4), ',', "
+                   "IF(`data` IS NULL, 'NULL', CONCAT(\"X'\", HEX(`data`), \"'\")), ')')")
+    assert mysql.server_row_encoder((b"(1)",)) == b"(1)"
+    try:
+        mysql.server_row_encoder((None,))
+    except mysql.RowTooLong:
+        pass
+    else:
+        raise AssertionError("a NULL row literal must raise RowTooLong")
+
+
+def test_case_map_sql():
+    sql = mysql.case_map_sql("user_created", {"s2": None, "s1": "t1"}, mysql.quote_string)
+    assert sql == "CASE `user_created` WHEN 's1' THEN 't1' WHEN 's2' THEN NULL ELSE `user_created` END"

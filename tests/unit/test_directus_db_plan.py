@@ -249,3 +249,31 @@ def test_backup_pruning_and_schema_names():
 def test_fingerprint_is_stable_and_sensitive():
     assert plan.fingerprint({"a": 1, "b": None}, "map_email") == plan.fingerprint({"b": None, "a": 1}, "map_email")
     assert plan.fingerprint({"a": 1}, "map_email") != plan.fingerprint({"a": 2}, "map_email")
+
+
+def test_qualify_references_points_non_local_parents_at_live():
+    sql = plan.qualify_references(CREATE_USERS.replace("`directus_roles`", "`directus_roles`"), "live", {"directus_users"})
+    assert "REFERENCES `live`.`directus_roles` (`id`)" in sql
+    # local parents and already qualified references stay as they are
+    assert plan.qualify_references(CREATE_USERS, "live", {"directus_roles"}) == CREATE_USERS
+    other = CREATE_USERS.replace("REFERENCES `directus_roles`", "REFERENCES `elsewhere`.`directus_roles`")
+    assert plan.qualify_references(other, "live", set()) == other
+
+
+def test_fk_group_sql_one_statement_per_table():
+    fks = plan.group_foreign_keys(FK_ROWS)
+    live = [(f, "live") for f in fks if f["schema"] == "live"]
+    drops = plan.fk_group_sql(live, "drop")
+    assert len(drops) == len({f["table"] for f, _r in live})
+    pair = [s for s in drops if "`pair`" in s]
+    assert pair == ["ALTER TABLE `live`.`pair` DROP FOREIGN KEY `pair_fk`"]
+    adds = plan.fk_group_sql(live, "add", schema="backup")
+    assert all(s.startswith("ALTER TABLE `backup`.") for s in adds)
+    assert "ADD CONSTRAINT `pair_fk` FOREIGN KEY (`a`, `b`) REFERENCES `live`.`other` (`x`, `y`) ON DELETE CASCADE" in \
+        [s for s in adds if "`pair`" in s][0]
+
+
+def test_shadow_fks_already_pointing_at_live_need_no_repoint():
+    rows = [("shadow", "files", "f_user", "u", 1, "live", "directus_users", "id", "RESTRICT", "RESTRICT")]
+    fix = plan.plan_fk_fixups(plan.group_foreign_keys(rows), "live", "backup", [], "shadow", ["files"])
+    assert fix == {"pre_repoint": [], "pre_drop": [], "post_add": [], "post_repoint": []}

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: directus_db_replicate vs `mariadb-dump --single-transaction | mariadb` (same run, same servers).
+
+    python bench/bench_db.py --rows 1000000
+
+Starts its own sandbox (two mariadbd processes), builds a Directus-shaped staging database with the
+fixture code (``--rows`` content rows) and a production one (``--prod-rows``), then measures, each time
+on a freshly built production database:
+
+  1. the pipeline the module replaces: ``mariadb-dump --single-transaction --ignore-table=<db>.directus_users
+     <db> | mariadb <db>`` (credentials in 0600 defaults files, never argv);
+  2. a full promotion with the module (run exactly as Ansible runs it);
+  3. the no-change re-run of the module.
+
+During 1 and 2 a prober reads a content table and ``directus_users`` on the target every 10 ms and
+counts errors (any exception, or an empty content table). Prints a table and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "collections")]
+
+from conftest import execute_module  # noqa: E402  (tests/ on the path above)
+from sandbox import Sandbox  # noqa: E402
+from sandbox import directus_fixture as fx  # noqa: E402
+
+DB = "directus"
+
+
+class Prober(threading.Thread):
+    """Reads articles and directus_users on the target every `interval` seconds; counts failures."""
+
+    def __init__(self, server, interval=0.010):
+        super().__init__(daemon=True)
+        self.server = server
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.probes = 0
+        self.errors = 0
+        self.error_kinds = {}
+        self.max_latency = 0.0
+
+    def _connect(self):
+        return self.server.connect(database=DB, connect_timeout=2, read_timeout=30)
+
+    def run(self):
+        conn = None
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                if conn is None:
+                    conn = self._connect()
+                with conn.cursor() as cur:
+                    cur.execute("SELECT id, title FROM articles ORDER BY id LIMIT 5")
+                    if not cur.fetchall():
+                        raise LookupError("articles is empty")
+                    cur.execute("SELECT id, email, role FROM directus_users LIMIT 5")
+                    if not cur.fetchall():
+                        raise LookupError("directus_users is empty")
+            except Exception as exc:  # noqa: BLE001 - every failure is a data point
+                self.errors += 1
+                kind = type(exc).__name__ + ": " + str(exc)[:60]
+                self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                conn = None
+            self.probes += 1
+            self.max_latency = max(self.max_latency, time.monotonic() - started)
+            time.sleep(self.interval)
+        if conn is not None:
+            conn.close()
+
+    def stop(self):
+        self.stop_event.set()
+        self.join()
+        return {"probes": self.probes, "errors": self.errors, "max_latency_ms": round(self.max_latency * 1000, 1),
+                "error_kinds": self.error_kinds}
+
+
+def defaults_file(directory, server, name):
+    path = Path(directory) / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("[client]\nhost=%s\nport=%d\nuser=%s\npassword=%s\n" % (server.host, server.port, server.user,
+                                                                       server.password))
+    return str(path)
+
+
+def build_prod(sb, rows):
+    conn = sb.prod.root_connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'directus\\_\\_%'")
+        for (name,) in cur.fetchall():
+            cur.execute("DROP DATABASE `%s`" % name)
+    fx.build_directus_db(conn, DB, env="prod", seed=1, content_rows=rows)
+    conn.close()
+
+
+def run_pipeline(sb, tmp):
+    src = defaults_file(tmp, sb.staging, "staging.cnf")
+    dst = defaults_file(tmp, sb.prod, "prod.cnf")
+    dump = ["mariadb-dump", "--defaults-extra-file=" + src, "--single-transaction", "--ignore-table=%s.directus_users" % DB,
+            DB]
+    load = ["mariadb", "--defaults-extra-file=" + dst, DB]
+    started = time.monotonic()
+    p1 = subprocess.Popen(dump, stdout=subprocess.PIPE)
+    p2 = subprocess.Popen(load, stdin=p1.stdout)
+    p1.stdout.close()
+    rc2 = p2.wait()
+    rc1 = p1.wait()
+    if rc1 or rc2:
+        raise SystemExit("pipeline failed: dump rc=%s load rc=%s" % (rc1, rc2))
+    return time.monotonic() - started
+
+
+def module_args(sb):
+    def conn(server):
+        return dict(host=server.host, port=server.port, user=server.user, password=server.password, database=DB)
+    return dict(source=conn(sb.staging), target=conn(sb.prod), keep_backups=1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000, help="content rows on staging (default 1,000,000)")
+    ap.add_argument("--prod-rows", type=int, default=None, help="content rows on prod (default rows * 0.9)")
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    opts = ap.parse_args()
+    prod_rows = opts.prod_rows if opts.prod_rows is not None else int(opts.rows * 0.9)
+    results = {"rows": opts.rows, "prod_rows": prod_rows}
+    with Sandbox() as sb, tempfile.TemporaryDirectory() as tmp:
+        t = time.monotonic()
+        conn = sb.staging.root_connect()
+        fx.build_directus_db(conn, DB, env="staging", seed=1, content_rows=opts.rows)
+        with conn.cursor() as cur:
+            cur.execute("SELECT ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576), SUM(TABLE_ROWS) "
+                        "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (DB,))
+            size_mb, approx_rows = cur.fetchone()
+        conn.close()
+        results["staging_size_mb"] = int(size_mb)
+        print("staging built: %s rows (~%s MB) in %.1f s" % (opts.rows, size_mb, time.monotonic() - t), flush=True)
+
+        build_prod(sb, prod_rows)
+        prober = Prober(sb.prod)
+        prober.start()
+        results["pipeline_s"] = run_pipeline(sb, tmp)
+        results["pipeline_probe"] = prober.stop()
+        print("pipeline: %.1f s, prober %s" % (results["pipeline_s"], results["pipeline_probe"]), flush=True)
+
+        build_prod(sb, prod_rows)
+        prober = Prober(sb.prod)
+        prober.start()
+        t = time.monotonic()
+        res = execute_module("directus_db_replicate", module_args(sb), timeout=3600)
+        results["module_s"] = time.monotonic() - t
+        results["module_probe"] = prober.stop()
+        if res.get("failed") or not res.get("changed"):
+            raise SystemExit("module run failed: %s" % res.get("msg"))
+        results["module_timings"] = res["timings"]
+        print("module: %.1f s, prober %s, timings %s" % (results["module_s"], results["module_probe"], res["timings"]),
+              flush=True)
+
+        t = time.monotonic()
+        res = execute_module("directus_db_replicate", module_args(sb), timeout=3600)
+        results["rerun_s"] = time.monotonic() - t
+        if res.get("failed") or res.get("changed"):
+            raise SystemExit("re-run not a no-op: %s" % (res.get("msg") or res.get("changed_tables")))
+        results["rerun_timings"] = res["timings"]
+
+    results["ratio_full"] = results["module_s"] / results["pipeline_s"]
+    results["ratio_rerun"] = results["rerun_s"] / results["module_s"]
+    print()
+    print("| measurement | seconds | prober errors / probes |")
+    print("|---|---|---|")
+    print("| mariadb-dump --single-transaction \\| mariadb | %.1f | %d / %d |" % (
+        results["pipeline_s"], results["pipeline_probe"]["errors"], results["pipeline_probe"]["probes"]))
+    print("| directus_db_replicate, full promotion | %.1f | %d / %d |" % (
+        results["module_s"], results["module_probe"]["errors"], results["module_probe"]["probes"]))
+    print("| directus_db_replicate, no-change re-run | %.2f | - |" % results["rerun_s"])
+    print()
+    print("full promotion / pipeline = %.2f (target <= 0.5)" % results["ratio_full"])
+    print("no-change re-run / full promotion = %.3f (target <= 0.05)" % results["ratio_rerun"])
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
