@@ -297,6 +297,15 @@ def stream_rows(cur):
         yield from chunk
 
 
+def crc_encoder(total):
+    """Server-built row literals, summing their CRC32 into total[0] (verified against the target)."""
+    def encode(row):
+        value = server_row_encoder(row)
+        total[0] += zlib.crc32(value)
+        return value
+    return encode
+
+
 class Failure(Exception):
     """Stop the run with one clear message (after cleanup)."""
 
@@ -1102,11 +1111,7 @@ class Replicator:
             if server_side:
                 select = server_row_sql([c[0] for c in cols], kinds, exprs)
                 crc = [0]
-
-                def encoder(row, _crc=crc):
-                    value = server_row_encoder(row)
-                    _crc[0] += zlib.crc32(value)
-                    return value
+                encoder = crc_encoder(crc)
             else:
                 select = col_sql
                 encoder = row_encoder(kinds)
