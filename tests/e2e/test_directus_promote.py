@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 
 import pytest
@@ -121,6 +122,49 @@ def strip(rows, *fields):
     return [{k: v for k, v in row.items() if k not in fields} for row in rows]
 
 
+class ApiProber(threading.Thread):
+    """Asks production's Directus every ~50 ms, during the promotion, what a visitor and an admin would:
+    the health check (database + storage), the file list, the signed-in user. Records any answer that
+    is not a success (5xx, 4xx, connection errors)."""
+
+    PATHS = ("/server/health", "/files?limit=5&fields=id,filename_disk", "/users/me?fields=id,email,role")
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.client = client
+        self.stop_event = threading.Event()
+        self.requests = 0
+        self.failures = []
+
+    def run(self):
+        while not self.stop_event.is_set():
+            for path in self.PATHS:
+                try:
+                    status = self.client.raw("GET", path).status
+                except OSError as exc:
+                    status = repr(exc)
+                self.requests += 1
+                if status != 200:
+                    self.failures.append((round(time.monotonic(), 2), path, status))
+            time.sleep(0.05)
+
+
+def log_errors(app, offset):
+    """Error-level (pino level >= 50) lines Directus logged after byte offset."""
+    with open(app.log_path, "rb") as handle:
+        handle.seek(offset)
+        lines = handle.read().decode("utf-8", "replace").splitlines()
+    errors = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level", 0) >= 50:
+            errors.append(line[:500])
+    return errors
+
+
 # --------------------------------------------------------------------------- the promotion
 
 @pytest.fixture(scope="module")
@@ -183,8 +227,17 @@ def e2e(sandbox, directus_cli, tmp_path_factory, say):
         state["invalidations_before"] = before[2]
         say("check-mode run: rc=%s in %.0f s" % (state["check"].rc, state["check"].seconds))
 
-        # 2. the real promotion.
-        state["run1"] = run_playbook(sandbox, state["inventories"], *state["extra"])
+        # 2. the real promotion, with production's API probed all along.
+        log_offset = prod.log_path.stat().st_size
+        prober = ApiProber(prod.client(tokens["prod"]))
+        prober.start()
+        try:
+            state["run1"] = run_playbook(sandbox, state["inventories"], *state["extra"])
+        finally:
+            prober.stop_event.set()
+            prober.join(timeout=30)
+        state["prober"] = prober
+        state["prod_log_errors"] = log_errors(prod, log_offset)
         say("promotion: rc=%s changed=%s in %.0f s" % (state["run1"].rc, state["run1"].changed, state["run1"].seconds))
         yield state
     finally:
@@ -318,6 +371,13 @@ def test_bucket_mirrored_and_prod_only_file_pruned(promoted, sandbox, clients):
     old = promoted["prod_seed"]["old_file"]
     assert not [key for key in prod if key.startswith(old)], "production's own old file was not pruned"
     assert clients["prod"].asset(old).status in (403, 404)
+
+
+def test_prod_api_never_failed_during_the_promotion(promoted):
+    prober = promoted["prober"]
+    assert prober.requests > 30, "the prober barely ran (%d requests)" % prober.requests
+    assert prober.failures == [], "production's API failed during the promotion: %s" % prober.failures[:20]
+    assert promoted["prod_log_errors"] == [], "production's Directus logged errors during the promotion"
 
 
 def test_cdn_invalidated(promoted, sandbox):
