@@ -168,7 +168,7 @@ def log_errors(app, offset):
 # --------------------------------------------------------------------------- the promotion
 
 @pytest.fixture(scope="module")
-def e2e(sandbox, directus_cli, tmp_path_factory, say):
+def e2e(directus_cli, sandbox, tmp_path_factory, say):  # directus_cli first: skip before starting servers
     work = tmp_path_factory.mktemp("directus-e2e")
     started = time.monotonic()
     for env in ("staging", "prod"):
