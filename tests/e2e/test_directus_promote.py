@@ -268,6 +268,13 @@ def test_check_mode_plans_and_writes_nothing(e2e):
     assert e2e["check"].changed > 0, "check mode did not report the promotion as a change\n" + e2e["check"].tail()
 
 
+def test_preflight_reads_both_directus_versions(e2e):
+    """Directus 11 answers GET /server/info with data.version (admin token); the preflight must show it."""
+    lines = [line for line in e2e["run1"].stdout.splitlines() if "Directus source:" in line or "Directus target:" in line]
+    assert len(lines) == 2, e2e["run1"].tail()
+    assert all("11.3.5" in line for line in lines), lines
+
+
 def test_promotion_succeeds_and_reports_changes(promoted):
     run = promoted["run1"]
     assert run.changed > 0, run.tail()
