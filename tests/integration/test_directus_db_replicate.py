@@ -368,3 +368,16 @@ def test_killed_source_connection_leaves_target_untouched(sandbox, run_module):
     assert not again.get("failed"), again.get("msg")
     assert checksums(sb.prod, ["articles_tags", "tags"]) == checksums(sb.staging, ["articles_tags", "tags"])
     assert rows_hash(sb.prod, "articles", USER_COLUMNS) == rows_hash(sb.staging, "articles", USER_COLUMNS)
+
+
+def test_leftover_shadow_schema_of_an_interrupted_run_is_removed(fresh, run_module):
+    sb = fresh
+    q(sb.prod, "CREATE DATABASE directus__shadow_20200101T000000")
+    q(sb.prod, "CREATE TABLE directus__shadow_20200101T000000.articles (id int primary key)")
+    planned = run_module(MODULE, promote_args(sb), check=True)
+    assert findings(planned, "leftovers")[0]["status"] == "warning"
+    assert "directus__shadow_20200101T000000" in schemas(sb.prod)
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed"), result.get("msg")
+    assert findings(result, "leftovers")[0]["status"] == "changed"
+    assert [x for x in schemas(sb.prod) if "__shadow_" in x] == []
