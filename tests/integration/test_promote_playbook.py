@@ -264,6 +264,7 @@ def snapshot(sandbox, world):
             "users": users_view(conn, DB),
             "revision_ids": revision_ids(conn),
             "cache_calls": len(world["stubs"]["prod"].calls_to("POST", "/utils/cache/clear")),
+            "state_files": sorted(p.name for p in world["state_dir"].glob("*")) if world["state_dir"].exists() else [],
         }
     finally:
         conn.close()
@@ -429,6 +430,29 @@ def test_restart_commands_run_once_after_a_change_and_never_without_one(sandbox,
         assert len(world["stubs"]["prod"].calls_to("POST", "/utils/cache/clear")) == clears + 1
     finally:
         s3.delete_object(Bucket=sandbox.buckets["staging"], Key=key)
+        assert run_playbook(world["inventories"], world["vars"], env=world["env"]).rc == 0
+
+
+def test_many_changed_paths_collapse_to_wildcards(sandbox, world, promoted):
+    s3, cf = world["s3"], world["cf"]
+    keys = ["collapse/%d-%d.txt" % (time.time_ns(), i) for i in range(4)]
+    for key in keys:
+        s3.put_object(Bucket=sandbox.buckets["staging"], Key=key, Body=b"x")
+    before = invalidations(cf, sandbox.distribution_id)
+    try:
+        run = run_playbook(world["inventories"], dict(world["vars"], promote_cdn_collapse_threshold=2), env=world["env"])
+        assert run.rc == 0, run.out[-6000:]
+        new = [paths for i, paths in invalidations(cf, sandbox.distribution_id).items() if i not in before]
+        assert len(new) == 1
+        paths = new[0]
+        assert 0 < len(paths) <= 2 and any(path.endswith("*") for path in paths), paths
+
+        def covered(key):
+            return any(path == "/" + key or (path.endswith("*") and ("/" + key).startswith(path[:-1])) for path in paths)
+        assert all(covered(key) for key in keys), paths
+        assert any(line.startswith("| cdn") and "collapsed" in line for line in run.summary()), run.summary()
+    finally:
+        s3.delete_objects(Bucket=sandbox.buckets["staging"], Delete={"Objects": [{"Key": k} for k in keys]})
         assert run_playbook(world["inventories"], world["vars"], env=world["env"]).rc == 0
 
 
