@@ -130,10 +130,9 @@ def ensure_installed(version: str = DIRECTUS_VERSION, log=print, timeout: float 
         log("installing directus@%s into %s (first run only; ~470 MB, several minutes)" % (version, directory))
         started = time.monotonic()
         with open(directory / "npm-install.log", "w", encoding="utf-8") as out:
-            # --ignore-scripts: what npm >= 11 does by default (allowScripts), and what these tests run
-            # with: the native parts Directus needs on MariaDB + S3 ship prebuilt (sharp's @img packages,
-            # argon2's prebuilds); isolated-vm (the flows "run script" sandbox) would need a compiler.
-            proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=warn"],
+            # Install scripts must run: isolated-vm (loaded at start-up) fetches its prebuilt binary
+            # there (or compiles it); with --ignore-scripts `directus bootstrap` fails to start.
+            proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=warn"],
                                   cwd=directory, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False)
         if proc.returncode != 0 or _installed_version(directory) != version:
             tail = (directory / "npm-install.log").read_text(encoding="utf-8", errors="replace")[-3000:]
