@@ -5,7 +5,7 @@
 Only what the role needs, answered the way Directus 11 answers it:
 
 * ``GET  /server/health``            -> 200 ``{"status": "ok"}`` (``health`` attribute; 503 when not ok)
-* ``GET  /server/info``              -> ``data.project`` for everyone, ``data.directus.version`` for an admin token
+* ``GET  /server/info``              -> ``data.project`` for everyone, ``data.version`` for an admin token
 * ``POST /utils/cache/clear[?system]`` -> 200 for the admin token, 401 without a token, 403 for another one
 
 Every request is recorded in ``calls`` as ``Call(method, path, query, authorized)`` — ``authorized``
@@ -105,7 +105,7 @@ class DirectusStub:
                 return self._error(handler, 401, "INVALID_CREDENTIALS", "Invalid user credentials.")
             data = {"project": {"project_name": self.project_name, "default_language": "en-US"}}
             if token == self.admin_token:
-                data["directus"] = {"version": self.version}
+                data["version"] = self.version  # Directus 10/11: admin-only, at data.version
             return self._send(handler, 200, {"data": data})
         if route == ("POST", "/utils/cache/clear"):
             if token is None:
