@@ -611,7 +611,7 @@ def test_molecule_scenario_converges_idempotently(sandbox):
     env.update(PROMOTE_SANDBOX_DIR=str(sandbox.base_dir), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
                PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
     proc = subprocess.run([str(molecule), "test", "-s", "default"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=1800, check=False)
+                          timeout=1100, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-8000:]
     for step in ("converge", "idempotence", "verify"):
