@@ -601,7 +601,6 @@ def playbook_env_plain():
     return env
 
 
-
 # --------------------------------------------------------------------------- molecule (last: it rebuilds the fixtures)
 
 def test_molecule_scenario_converges_idempotently(sandbox):
