@@ -942,6 +942,7 @@ class Replicator:
             if self.swap_out:
                 self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
                     quote_ident(backup), charset, collation))
+            cutover = time.monotonic()
             for sql in plan.fk_group_sql(fixes["pre_drop"], "drop"):
                 self.run_sql(self.tgt, sql)
             dropped_fks = [fk for fk, _ref in fixes["pre_drop"]]
@@ -969,6 +970,9 @@ class Replicator:
             for sql in plan.fk_group_sql(fixes["post_add"], "add"):
                 self.run_sql(self.tgt, sql)
             dropped_fks = []
+            # from dropping the kept tables' FKs to re-creating them: the only moment production's kept
+            # tables run without those constraints (never without a table)
+            self.timings["cutover"] = round(time.monotonic() - cutover, 3)
             for sql in (plan.fk_group_sql(fixes["post_repoint"], "drop", schema=backup)
                         + plan.fk_group_sql(fixes["post_repoint"], "add", schema=backup)):
                 self.run_sql(self.tgt, sql)
