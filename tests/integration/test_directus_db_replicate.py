@@ -381,3 +381,24 @@ def test_leftover_shadow_schema_of_an_interrupted_run_is_removed(fresh, run_modu
     assert not result.get("failed"), result.get("msg")
     assert findings(result, "leftovers")[0]["status"] == "changed"
     assert [x for x in schemas(sb.prod) if "__shadow_" in x] == []
+
+
+def test_every_type_copied_byte_identical(sandbox, run_module):
+    """Same users on both sides (nothing to map): every promoted table ends byte-identical to the source."""
+    sb = sandbox
+    for server in (sb.staging, sb.prod):
+        drop_side_schemas(server)
+    s, p = sb.staging.root_connect(), sb.prod.root_connect()
+    fx.build_directus_db(s, DB, env="staging", seed=3, content_rows=1200)
+    fx.build_directus_db(p, DB, env="staging", seed=3, content_rows=300)
+    s.close()
+    p.close()
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed"), result.get("msg")
+    assert result["preflight"]["user_refs_mapped"] == 0 and result["preflight"]["user_refs_nulled"] == 0
+    promoted = [t["name"] for t in result["tables"] if t["policy"] == "replace"]
+    assert {"awkward_values", "articles", "authors", "directus_files"} <= set(promoted)
+    assert checksums(sb.prod, promoted) == checksums(sb.staging, promoted)
+    assert checksums(sb.prod, promoted, method="checksum_table") == checksums(sb.staging, promoted, method="checksum_table")
+    shows = {t: q(sb.prod, "SHOW CREATE TABLE directus.`%s`" % t)[0][1] for t in promoted}
+    assert shows == {t: q(sb.staging, "SHOW CREATE TABLE directus.`%s`" % t)[0][1] for t in promoted}
