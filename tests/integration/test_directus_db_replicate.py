@@ -393,8 +393,18 @@ def test_every_type_copied_byte_identical(sandbox, run_module):
     fx.build_directus_db(p, DB, env="staging", seed=3, content_rows=300)
     s.close()
     p.close()
-    result = run_module(MODULE, promote_args(sb))
+    # a 700 KB blob: its hex literal (1.4 MB) is too long for a source with max_allowed_packet = 1 MB, so
+    # that table is copied with client-built literals instead
+    q(sb.staging, "INSERT INTO directus.awkward_values (label, blob_value) VALUES ('big blob', %s)",
+      (bytes(range(256)) * 2800,))
+    old_packet = q(sb.staging, "SELECT @@GLOBAL.max_allowed_packet")[0][0]
+    q(sb.staging, "SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        result = run_module(MODULE, promote_args(sb))
+    finally:
+        q(sb.staging, "SET GLOBAL max_allowed_packet = %d" % old_packet)
     assert not result.get("failed"), result.get("msg")
+    assert any(c.startswith("awkward_values: rows too long") for c in result["executed_commands"])
     assert result["preflight"]["user_refs_mapped"] == 0 and result["preflight"]["user_refs_nulled"] == 0
     promoted = [t["name"] for t in result["tables"] if t["policy"] == "replace"]
     assert {"awkward_values", "articles", "authors", "directus_files"} <= set(promoted)
