@@ -53,7 +53,7 @@ def _fk_rules(conn, schema):
 
 
 def test_schema_has_all_system_tables_innodb_utf8mb4(built):
-    conns, _ = built
+    conns, _fixture_info = built
     with conns['prod'].cursor() as cur:
         cur.execute('SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s',
                     (DB,))
@@ -61,12 +61,12 @@ def test_schema_has_all_system_tables_innodb_utf8mb4(built):
     system = {t for t in tables if t.startswith('directus_')}
     assert system == set(fx.SYSTEM_TABLES) and len(system) == 27
     assert set(fx.CONTENT_TABLES) <= set(tables)
-    assert {engine for engine, _ in tables.values()} == {'InnoDB'}
-    assert all(coll.startswith('utf8mb4_') for _, coll in tables.values())
+    assert {engine for engine, _collation in tables.values()} == {'InnoDB'}
+    assert all(coll.startswith('utf8mb4_') for _engine, coll in tables.values())
 
 
 def test_foreign_keys_and_on_delete_rules_are_real(built):
-    conns, _ = built
+    conns, _fixture_info = built
     for env, conn in conns.items():
         rules = _fk_rules(conn, DB)
         into_users = {f'{t}.{c}': rule for (t, c), (ref, rule) in rules.items()
@@ -88,7 +88,7 @@ def test_foreign_keys_and_on_delete_rules_are_real(built):
 
 def test_on_delete_rules_act(built):
     """Deleting users/roles on prod behaves as Directus' FKs say (inside a rolled-back transaction)."""
-    conns, _ = built
+    conns, _fixture_info = built
     conn = conns['prod']
     ids = fx.describe(conn, DB)
     reviewer, editor = ids['users']['reviewer@example.test'], ids['users']['editor@example.test']
@@ -146,7 +146,7 @@ def test_environments_get_separate_bootstrap_ids(built):
 
 
 def test_awkward_values_round_trip_exactly(built):
-    conns, _ = built
+    conns, _fixture_info = built
     conn = conns['staging']
     creators = fx.creator_ids('staging', SEED, None)
     count = fx.row_counts(300)['awkward_values']
@@ -174,7 +174,7 @@ def test_awkward_values_round_trip_exactly(built):
 
 
 def test_checksums_exact_and_sensitive(built):
-    conns, _ = built
+    conns, _fixture_info = built
     conn = conns['staging']
     before = fx.table_checksums(conn, DB)
     assert set(fx.SYSTEM_TABLES) | set(fx.CONTENT_TABLES) == set(before)
@@ -205,7 +205,7 @@ def test_checksums_exact_and_sensitive(built):
 
 
 def test_staging_is_newer_than_prod_and_deterministic(built, sandbox):
-    conns, _ = built
+    conns, _fixture_info = built
     st, pr = fx.table_checksums(conns['staging'], DB), fx.table_checksums(conns['prod'], DB)
     for table in ('articles', 'articles_tags', 'directus_files', 'directus_users', 'directus_settings', 'directus_roles'):
         assert st[table] != pr[table], table
@@ -267,7 +267,7 @@ def test_staging_edit_and_custom_user_field(sandbox):
 
 
 def test_assets_match_files_and_carry_metadata(built, sandbox):
-    conns, _ = built
+    conns, _fixture_info = built
     s3 = sandbox.aws.client('s3')
     bucket = 'fixture-check-' + uuid.uuid4().hex[:8]
     s3.create_bucket(Bucket=bucket)
@@ -288,7 +288,7 @@ def test_assets_match_files_and_carry_metadata(built, sandbox):
             with conns[env].cursor() as cur:
                 cur.execute(f'SELECT filename_disk, filesize, type, storage FROM `{DB}`.directus_files')
                 rows = cur.fetchall()
-            originals = {k for k in fx.asset_keys(env, SEED, 12, thumbnails=False)}
+            originals = set(fx.asset_keys(env, SEED, 12, thumbnails=False))
             assert {r[0] for r in rows} == originals
             for disk, size, ctype, storage in rows:
                 assert storage == 's3' and ctype == fx.content_type(disk)

@@ -691,7 +691,7 @@ _CONTENT_TYPES = {
 ASSET_CACHE_CONTROL = 'public, max-age=2592000'
 
 _WORDS = ('lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore '
-          'et dolore magna aliqua Grüße naïve façade Øresund 東京 café 🚀 📦 ✅ — “quoted” Ünïcødé ß').split()
+          'et dolore magna aliqua Grüße naïve façade Øresund 東京 café 🚀 📦 ✅ — \u201cquoted\u201d Ünïcødé ß').split()
 _LOREM = ' '.join(_WORDS[(i * 7 + i // 3) % len(_WORDS)] for i in range(40000))
 
 
@@ -1323,7 +1323,7 @@ def _article_row(rng, seed, i, creators, n_authors, file_ids, long_text_every, l
     created = _ts(rng)
     return [
         article_id(seed, i), ('published', 'draft', 'archived')[i % 3], i,
-        f'Article {i} – {_WORDS[i % len(_WORDS)]} 🚀' if i % 4 else f'Ärtïkel {i} „Ünïcødé“ 東京',
+        f'Article {i} – {_WORDS[i % len(_WORDS)]} 🚀' if i % 4 else f'Ärtïkel {i} \u201eÜnïcødé\u201c 東京',
         f'article-{i}', body,
         _j({'seo': {'title': f'T{i}', 'keywords': ['a', 'ü', '🚀']}, 'n': i, 'nested': [None, True, 1.5]})
         if i % 6 else (None if i % 12 else '{"empty":{}}'),
