@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: directus_db_replicate vs `mariadb-dump --single-transaction | mariadb` (same run, same servers).
@@ -97,8 +96,8 @@ def defaults_file(directory, server, name):
     path = Path(directory) / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write("[client]\nhost=%s\nport=%d\nuser=%s\npassword=%s\n" % (server.host, server.port, server.user,
-                                                                       server.password))
+        fh.write("[client]\nhost=%s\nport=%d\nuser=%s\npassword=%s\n" % (
+            server.host, server.port, server.user, server.password))
     return str(path)
 
 

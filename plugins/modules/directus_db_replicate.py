@@ -1023,7 +1023,9 @@ class Replicator:
         sizes = dict((r[0], int(r[1] or 0)) for r in fetch(
             self.snap, "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
             "WHERE TABLE_SCHEMA = %s", (self.src_db,)))
-        order = sorted(self.swap_in, key=lambda n: (-sizes.get(n, 0), n))
+        # smallest first: when the reader reaches the biggest table, the second biggest is still being
+        # inserted by the other writer from its queue, so the two largest loads overlap
+        order = sorted(self.swap_in, key=lambda n: (sizes.get(n, 0), n))
         self.copied, self.crc = {}, {}
         self.copy_tables(order, shadow, batch)
         for name in sorted(self.swap_in):

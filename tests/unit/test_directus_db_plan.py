@@ -38,7 +38,7 @@ def test_default_policy_replaces_keeps_merges_and_drops():
 
 
 def test_exclude_wins_and_explicit_replace_leaves_others_alone():
-    actions, _ = classify(exclude=["legacy_*"], replace=["articles"])
+    actions, _findings = classify(exclude=["legacy_*"], replace=["articles"])
     assert actions["legacy_prod_table"] == "exclude"
     assert actions["articles"] == "replace"
     assert actions["staging_only"] == "keep"
