@@ -31,6 +31,7 @@ class DirectusStub:
         self.version = version
         self.project_name = project_name
         self.health = "ok"
+        self.cache_clear_status = None  # set e.g. 500 to make the cache clear fail
         self.calls = []
         self._lock = threading.Lock()
         self._server = None
@@ -112,6 +113,8 @@ class DirectusStub:
                 return self._error(handler, 401, "INVALID_CREDENTIALS", "Invalid user credentials.")
             if token != self.admin_token:
                 return self._error(handler, 403, "FORBIDDEN", "You don't have permission to access this.")
+            if self.cache_clear_status:
+                return self._error(handler, self.cache_clear_status, "INTERNAL_SERVER_ERROR", "An unexpected error occurred.")
             return self._send(handler, 200, None)
         return self._error(handler, 404, "ROUTE_NOT_FOUND", "Route %s doesn't exist." % parts.path)
 

@@ -455,6 +455,43 @@ def test_many_changed_paths_collapse_to_wildcards(sandbox, world, promoted):
         assert run_playbook(world["inventories"], world["vars"], env=world["env"]).rc == 0
 
 
+def test_failed_cache_clear_is_reported_and_done_by_the_rerun(sandbox, world, promoted):
+    s3, prod = world["s3"], world["stubs"]["prod"]
+    key = "cache-%d.txt" % time.time_ns()
+    s3.put_object(Bucket=sandbox.buckets["staging"], Key=key, Body=b"cache")
+    clears = len(prod.calls_to("POST", "/utils/cache/clear"))
+    prod.cache_clear_status = 500
+    try:
+        failed = run_playbook(world["inventories"], world["vars"], env=world["env"])
+    finally:
+        prod.cache_clear_status = None
+    try:
+        assert failed.rc != 0
+        assert "/utils/cache/clear?system failed (HTTP 500)" in failed.out, failed.out[-4000:]
+        assert PROD_TOKEN not in failed.out
+        assert len(prod.calls_to("POST", "/utils/cache/clear")) == clears + 1
+        # Nothing is left to copy, but the cache still has to be cleared: the re-run does it, once.
+        rerun = run_playbook(world["inventories"], world["vars"], env=world["env"])
+        assert rerun.rc == 0, rerun.out[-4000:]
+        assert len(prod.calls_to("POST", "/utils/cache/clear")) == clears + 2
+        again = run_playbook(world["inventories"], world["vars"], env=world["env"])
+        assert again.rc == 0 and again.changed == 0, again.changed_tasks()
+        assert len(prod.calls_to("POST", "/utils/cache/clear")) == clears + 2
+    finally:
+        s3.delete_object(Bucket=sandbox.buckets["staging"], Key=key)
+        assert run_playbook(world["inventories"], world["vars"], env=world["env"]).rc == 0
+
+
+def test_wrong_admin_token_is_one_clear_error(world, promoted, tmp_path):
+    wrong = tmp_path / "wrong-token.yml"
+    wrong.write_text(json.dumps({"all": {"hosts": {"prod": {"directus_admin_token": "not-the-admin-token-Vb7"}}}}))
+    run = run_playbook(world["inventories"] + [wrong], world["vars"], env=world["env"])
+    assert run.rc != 0
+    assert "target Directus %s/server/info failed (HTTP 401)" % world["stubs"]["prod"].url in run.out, run.out[-4000:]
+    assert "admin token" in run.out and "not-the-admin-token-Vb7" not in run.out
+    assert run.changed == 0
+
+
 def test_different_directus_versions_are_refused_before_any_change(world, promoted):
     staging = world["stubs"]["staging"]
     staging.version = "11.4.0"
