@@ -220,6 +220,7 @@ executed_commands:
 import datetime
 import gzip
 import hashlib
+import json
 import os
 import queue
 import threading
@@ -639,9 +640,6 @@ class Replicator:
         if access in self.tgt_tables and self.actions.get(access) in ("merge", "keep"):
             for user, pol in fetch(self.tgt, "SELECT user, policy FROM %s WHERE user IS NOT NULL" % qualified(self.db, access)):
                 user_policies.setdefault(user, []).append(pol)
-            if self.actions.get(access) == "keep":
-                # kept access rows keep their policy ids; the promoted policies table must hold them
-                pass
         losing = plan.admins_losing_access(admins, self.role_map, src_role_admin, src_access, user_policies,
                                            self.policy_map, src_policy_admin)
         if losing:
@@ -1300,7 +1298,6 @@ class Replicator:
         return schema
 
     def save_state(self, backup):
-        import json
         schema = self.ensure_state_schema()
         for name, (src, tgt, fp) in sorted(getattr(self, "new_state", {}).items()):
             self.run_sql(self.tgt, "REPLACE INTO %s VALUES (%%s, %%s, %%s, %%s, UTC_TIMESTAMP())"
@@ -1324,7 +1321,6 @@ class Replicator:
 
     # ------------------------------------------------------------------ rollback
     def rollback(self):
-        import json
         self.acquire_lock()
         self.clean_leftovers()
         backups = plan.schemas_with_mark(self.schemas(self.tgt), self.db, plan.BACKUP_MARK)
