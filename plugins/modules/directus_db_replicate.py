@@ -524,6 +524,7 @@ class Replicator:
         self.tgt_create = {n: self.show_create(self.tgt, self.db, n) for n in promoted if n in self.tgt_tables}
 
         self.check_migrations()
+        self.check_storage()
         self.plan_remaps(kept)
         self.plan_kept_columns(kept)
         self.plan_user_refs(promoted)
@@ -559,6 +560,20 @@ class Replicator:
             self.add("migrations", "warning" if not self.p["require_same_migrations"] else "error",
                      "directus_migrations is missing on the %s: not a Directus database?"
                      % ("source" if name not in self.src_tables else "target"))
+
+    def check_storage(self):
+        """directus_files.storage holds a storage location name; both environments must use the same ones."""
+        files = "directus_files"
+        if self.actions.get(files) != "replace" or files not in self.tgt_tables:
+            return
+        if "storage" not in [c[0] for c in self.src_cols.get(files, [])]:
+            return
+        src = {r[0] for r in fetch(self.snap, "SELECT DISTINCT storage FROM %s" % qualified(self.src_db, files))}
+        tgt = {r[0] for r in fetch(self.tgt, "SELECT DISTINCT storage FROM %s" % qualified(self.db, files))}
+        if tgt and src - tgt:
+            self.add("storage_locations", "warning", "promoted files use storage location(s) %s that the target's files "
+                     "do not use (%s): check STORAGE_LOCATIONS on the target" % (
+                         ", ".join(sorted(str(x) for x in src - tgt)), ", ".join(sorted(str(x) for x in tgt))))
 
     def ref_columns(self, conn, schema, parent, tables):
         """(table, column) of ``tables`` referencing ``parent``: FKs + directus_relations."""
