@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import socket
@@ -189,9 +188,17 @@ def synthetic(count, start=0, changed_every=0, tag=""):
         yield "uploads/%08d-%s.jpg" % (i, hashlib.sha1(b"%d" % i).hexdigest()[:24]), 1024 + i % 65536, etag
 
 
-def current_rss_kb():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+def proc_status_kb(field):
+    """VmRSS (now) or VmHWM (peak) of this process, in KB.
+
+    Not ru_maxrss: Linux carries it over from the parent across exec, so a
+    big parent would hide the child's own peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError("no %s in /proc/self/status" % field)
 
 
 def memory_child(scenario, count):
@@ -206,11 +213,11 @@ def memory_child(scenario, count):
         target = synthetic(int(count * 1.01), start=int(count * 0.01))
     # warm up the generator machinery so it is in the baseline
     list(synthetic(10))
-    baseline = current_rss_kb()
+    baseline = proc_status_kb("VmRSS")
     start = time.monotonic()
     plan = build_plan(source, target, "mirror")
     elapsed = time.monotonic() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = proc_status_kb("VmHWM")
     print(json.dumps(dict(scenario=scenario, objects=count, baseline_kb=baseline, peak_kb=peak, seconds=round(elapsed, 2),
                           planned=dict(copies=len(plan.copies), verify=len(plan.verify), deletes=len(plan.deletes),
                                        unchanged=plan.unchanged),

@@ -10,7 +10,7 @@ Nothing here talks to a service: listings come in as iterables of
 Memory: the two listings are merged as two sorted streams (S3 returns
 ListObjectsV2 keys in UTF-8 binary order, which is Python's code point order
 for ``str``), so neither listing is ever held. Only the actions to execute
-are kept, in a compact byte buffer (about key length + 45 bytes per action);
+are kept, in a compact byte buffer (about key length + 60 bytes per action);
 unchanged objects only count.
 """
 
@@ -179,6 +179,9 @@ class Entries:
     def total_size(self):
         return sum(self._sizes)
 
+    def count_flag(self, flag):
+        return self._flags.count(flag)
+
 
 # ---------------------------------------------------------------- the plan
 
@@ -205,11 +208,11 @@ class Plan:
 
     @property
     def to_add(self):
-        return sum(1 for flag in self.copies._flags if flag == ADD)
+        return len(self.copies) - self.to_update
 
     @property
     def to_update(self):
-        return len(self.copies) - self.to_add
+        return self.copies.count_flag(UPDATE)
 
     @property
     def bytes_to_copy(self):
@@ -297,14 +300,18 @@ def is_unchanged_copy(source_etag, target_metadata):
     return bool(recorded) and normalize_etag(recorded) == normalize_etag(source_etag)
 
 
-def resolve_verified(plan, recorded):
-    """Settle ``plan.verify`` from ``recorded``: {relative key: target metadata dict or None}.
+def resolve_verified(plan, unchanged):
+    """Settle ``plan.verify``; ``unchanged`` holds one bool per entry, in order.
 
-    Objects whose metadata records the current source ETag are unchanged; the
-    others become updates. Returns the plan.
+    Each bool is ``is_unchanged_copy(source etag, target metadata)`` for that
+    entry: objects whose metadata records the current source ETag are
+    unchanged, the others become updates. Returns the plan.
     """
-    for key, size, etag, _flag in plan.verify:
-        if is_unchanged_copy(etag, recorded.get(key)):
+    unchanged = list(unchanged)
+    if len(unchanged) != len(plan.verify):
+        raise ValueError("%d verification results for %d objects" % (len(unchanged), len(plan.verify)))
+    for (key, size, etag, _flag), same in zip(plan.verify, unchanged):
+        if same:
             plan.unchanged += 1
         else:
             plan.copies.append(key, size, etag, UPDATE)

@@ -19,7 +19,7 @@ description:
     upload of C(UploadPartCopy) parts. Content-Type, Cache-Control, Content-Disposition, Content-Encoding,
     Content-Language, Expires, user metadata and tags are identical on the copy on both paths.
   - Listings are streamed page by page and merged as two sorted streams (S3 returns keys in UTF-8 binary order), so
-    memory holds the actions to execute (about key length + 45 bytes each), never the listings.
+    memory holds the actions to execute (about key length + 60 bytes each), never the listings.
   - Before any change a deletion guard refuses runs that would empty the target from an empty source or delete more
     than O(max_delete) objects or O(max_delete_percent) percent of the target; the error names the objects.
 author:
@@ -110,10 +110,10 @@ options:
   multipart_chunksize:
     description:
       - Part size in bytes of multipart copies, at least 5 MiB; grown automatically to stay within 10,000 parts.
-      - With O(copy_method=stream) each worker holds at most one part in memory, and objects larger than one part are
-        uploaded in parts.
+      - With O(copy_method=stream) each worker holds at most one part in memory (O(workers) x O(multipart_chunksize),
+        256 MiB with the defaults), and objects larger than one part are uploaded in parts.
     type: int
-    default: 67108864
+    default: 16777216
   copy_method:
     description:
       - V(server) copies inside S3 (C(CopyObject)/C(UploadPartCopy)) with the target's credentials, which must be
@@ -307,6 +307,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_
     build_plan,
     copy_metadata,
     delete_guard,
+    is_unchanged_copy,
     iter_listing,
     key_filter,
     needs_recorded_etag,
@@ -370,7 +371,11 @@ _DONE = object()
 
 
 def prefetched(iterable, depth=2):
-    """Iterate ``iterable`` in a thread, ``depth`` items ahead, so both listings load at once."""
+    """Iterate ``iterable`` in a thread started now, ``depth`` items ahead.
+
+    Both listings start at once and load while the merge consumes them; at
+    most ``depth`` pages a side wait in memory.
+    """
     queue = Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -391,16 +396,20 @@ def prefetched(iterable, depth=2):
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
-    try:
-        while True:
-            ok, item = queue.get()
-            if not ok:
-                raise item
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()
+
+    def consume():
+        try:
+            while True:
+                ok, item = queue.get()
+                if not ok:
+                    raise item
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            stop.set()
+
+    return consume()
 
 
 class Runner:
@@ -669,26 +678,31 @@ class _Upload:
 
 
 def verify_recorded(module, client, plan, target_bucket, target_prefix, workers):
-    """HeadObject the target objects whose ETag differs at equal size; return {rel: metadata or None}."""
-    recorded = {}
+    """HeadObject the target objects whose ETag differs at equal size.
 
-    def head(rel):
+    Returns one bool per ``plan.verify`` entry: whether the object's metadata
+    records the source ETag it was copied from (reads only; check mode too).
+    """
+    def head(entry):
+        rel, _size, etag, _flag = entry
         try:
-            return rel, client.head_object(Bucket=target_bucket, Key=target_prefix + rel).get("Metadata") or {}
+            metadata = client.head_object(Bucket=target_bucket, Key=target_prefix + rel).get("Metadata")
         except ClientError as exc:
             if aws_error_code(exc) in NOT_FOUND or http_status(exc) == 404:
-                return rel, None
+                return False
             raise
+        return is_unchanged_copy(etag, metadata)
 
     if not len(plan.verify):
-        return recorded
+        return []
+    unchanged = bytearray()
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for rel, metadata in pool.map(head, (entry[0] for entry in plan.verify)):
-                recorded[rel] = metadata
+            for same in pool.map(head, plan.verify):
+                unchanged.append(same)
     except (BotoCoreError, ClientError) as exc:
         module.fail_json(msg="Cannot read the metadata of target objects in bucket %r: %s" % (target_bucket, aws_error_message(exc)))
-    return recorded
+    return [bool(flag) for flag in unchanged]
 
 
 def choose_method(module, target_client, plan, source_bucket, source_prefix):
@@ -726,7 +740,7 @@ def argument_spec():
         allow_empty_source=dict(type="bool", default=False),
         force_delete=dict(type="bool", default=False),
         multipart_threshold=dict(type="int", default=5 * GIB),
-        multipart_chunksize=dict(type="int", default=64 * MIB),
+        multipart_chunksize=dict(type="int", default=16 * MIB),
         copy_method=dict(type="str", default="auto", choices=["auto", "server", "stream"]),
         workers=dict(type="int", default=16),
         max_keys_returned=dict(type="int", default=1000, no_log=False),
@@ -800,8 +814,7 @@ def main():
     timings["plan"] = round(time.monotonic() - started, 3)
 
     mark = time.monotonic()
-    recorded = verify_recorded(module, target_client, plan, target_bucket, target_prefix, workers)
-    resolve_verified(plan, recorded)
+    resolve_verified(plan, verify_recorded(module, target_client, plan, target_bucket, target_prefix, workers))
     timings["verify"] = round(time.monotonic() - mark, 3)
 
     refusal = delete_guard(plan, params["max_delete"], params["max_delete_percent"],

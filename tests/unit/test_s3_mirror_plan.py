@@ -200,7 +200,7 @@ def test_build_plan_rejects_unknown_mode():
 def test_resolve_verified_uses_recorded_source_etag():
     plan = P.build_plan(SRC, TGT, "mirror")
     recorded = {"c": {"mirror-source-etag": "stale"}, "d": {P.SOURCE_ETAG_METADATA: '"ed-2"'}}
-    P.resolve_verified(plan, recorded)
+    P.resolve_verified(plan, [P.is_unchanged_copy(etag, recorded[key]) for key, _size, etag, _flag in plan.verify])
     assert len(plan.verify) == 0
     assert plan.unchanged == 2  # b, plus d recorded as copied from ed-2
     assert [(k, f) for k, _s, _e, f in plan.copies] == [("a", P.ADD), ("f", P.UPDATE), ("c", P.UPDATE)]
@@ -208,8 +208,14 @@ def test_resolve_verified_uses_recorded_source_etag():
 
 def test_resolve_verified_missing_object_or_metadata_means_update():
     plan = P.build_plan(SRC, TGT, "mirror")
-    P.resolve_verified(plan, {"c": None})
+    P.resolve_verified(plan, [P.is_unchanged_copy("ec", None), P.is_unchanged_copy("ed-2", {})])
     assert sorted(plan.copies.keys()) == ["a", "c", "d", "f"]
+
+
+def test_resolve_verified_needs_one_result_per_object():
+    plan = P.build_plan(SRC, TGT, "mirror")
+    with pytest.raises(ValueError):
+        P.resolve_verified(plan, [True])
 
 
 def test_is_unchanged_copy():
@@ -318,7 +324,7 @@ def test_diff_lists_adds_updates_deletes_and_truncates():
 
 def test_plan_summary_counts():
     plan = P.build_plan(SRC, TGT, "mirror")
-    P.resolve_verified(plan, {})
+    P.resolve_verified(plan, [False, False])
     summary = plan.summary()
     assert summary["to_copy"] == 1 and summary["to_update"] == 3 and summary["to_delete"] == 1
     assert summary["bytes_to_copy"] == 1 + 6 + 3 + 4
