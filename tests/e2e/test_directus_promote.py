@@ -248,9 +248,9 @@ def e2e(directus_cli, sandbox, tmp_path_factory, say):  # directus_cli first: sk
 
 @pytest.fixture(scope="module")
 def promoted(e2e):
-    """The state after a successful promotion (fails every check with the playbook output otherwise)."""
-    run = e2e["run1"]
-    assert run.rc == 0 and run.failed == 0, run.tail()
+    """The state after the promotion. Its success is asserted by test_promotion_succeeds_and_reports_changes;
+    the other checks look at production whatever the playbook's verdict, so a failing run still shows
+    which of production's properties hold."""
     return e2e
 
 
@@ -277,6 +277,7 @@ def test_preflight_reads_both_directus_versions(e2e):
 
 def test_promotion_succeeds_and_reports_changes(promoted):
     run = promoted["run1"]
+    assert run.rc == 0 and run.failed == 0, run.tail()
     assert run.changed > 0, run.tail()
 
 
