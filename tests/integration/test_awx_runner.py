@@ -277,6 +277,7 @@ def test_check_job_changes_nothing_first_job_promotes(sandbox, awx):
 
 def test_relaunch_changes_nothing(awx):
     second = awx["second"]
+    assert second["status"] == "successful", _explain(second)
     assert not second["stats"].get("changed"), "relaunch changed: %s\n%s" % (second["stats"], _explain(second))
     assert awx["after_second"] == awx["after_first"]
 
@@ -292,6 +293,7 @@ def test_credential_tokens_reach_each_side(awx):
 def test_job_output_never_shows_a_secret(awx):
     for name in ("check", "first", "second"):
         run = awx[name]
+        assert run["events"], "%s job produced no events" % name
         # What AWX shows and stores: the job's stdout and its events.
         blobs = [run["stdout"]] + [json.dumps(event) for event in run["events"]]
         for secret in awx["secrets"]:
