@@ -359,10 +359,22 @@ _AUTO_INC = re.compile(r"\s+AUTO_INCREMENT=\d+")
 _FK_RULES = re.compile(r" ON (?:DELETE|UPDATE) (?:RESTRICT|NO ACTION)")
 
 
+_INDEX_LINE = re.compile(r"^\s*(?:PRIMARY KEY|UNIQUE KEY|KEY|FULLTEXT KEY|SPATIAL KEY|CONSTRAINT)\b")
+
+
 def normalize_create(create_sql):
-    """SHOW CREATE TABLE without the AUTO_INCREMENT counter (not content) and without explicit
-    RESTRICT/NO ACTION rules (InnoDB's default, shown only when spelled out)."""
-    return _FK_RULES.sub("", _AUTO_INC.sub("", create_sql or "")).strip()
+    """SHOW CREATE TABLE without the AUTO_INCREMENT counter (not content), without explicit
+    RESTRICT/NO ACTION rules (InnoDB's default, shown only when spelled out), and with index
+    and constraint lines in a stable order: their order carries no meaning, and re-created
+    foreign keys (and the indexes InnoDB adds for them) list in another order than the source."""
+    text = _FK_RULES.sub("", _AUTO_INC.sub("", create_sql or "")).strip()
+    lines = text.split("\n")
+    if len(lines) < 3:
+        return text
+    body = [line.strip().rstrip(",") for line in lines[1:-1]]
+    columns = [line for line in body if not _INDEX_LINE.match(line)]
+    indexes = sorted(line for line in body if _INDEX_LINE.match(line))
+    return "\n".join([lines[0]] + columns + indexes + [lines[-1]])
 
 
 def _q(name):

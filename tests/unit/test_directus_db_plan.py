@@ -165,6 +165,17 @@ def test_normalize_create_ignores_counter_and_default_rules():
     assert plan.normalize_create(CREATE_USERS.replace("varchar(128)", "varchar(255)")) != plan.normalize_create(CREATE_USERS)
 
 
+def test_normalize_create_ignores_index_order_but_not_column_order():
+    # Re-created foreign keys list after the others on production (seen on a real Directus 11.3.5:
+    # directus_versions' keys came back as user_created, user_updated, collection).
+    lines = CREATE_USERS.split("\n")
+    keys_swapped = "\n".join(lines[:5] + [lines[6], lines[5]] + lines[7:])
+    assert keys_swapped != CREATE_USERS
+    assert plan.normalize_create(keys_swapped) == plan.normalize_create(CREATE_USERS)
+    columns_swapped = "\n".join(lines[:2] + [lines[2], lines[1]] + lines[3:])
+    assert plan.normalize_create(columns_swapped) != plan.normalize_create(CREATE_USERS)
+
+
 def test_replace_unchanged_by_checksum_or_recorded_state():
     c = CREATE_USERS
     assert plan.replace_unchanged(c, c, "1", "1", None, None)
