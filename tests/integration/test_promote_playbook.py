@@ -207,6 +207,9 @@ class Prober(threading.Thread):
 
 # --------------------------------------------------------------------------- the promotion
 
+HEALTH_PROBE_KEYS = {"staging": "health-5b0e3c1a", "prod": "health-9d41f7e2"}
+
+
 @pytest.fixture(scope="module")
 def world(sandbox, tmp_path_factory):
     """Directus-shaped staging and prod, Directus stubs, and the inventories of the sandbox."""
@@ -223,6 +226,8 @@ def world(sandbox, tmp_path_factory):
         for start in range(0, len(keys), 1000):
             s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
         fx.build_assets(s3, bucket, files=FILES, seed=SEED, env=env)
+        # What Directus' /server/health leaves for a moment in every storage location.
+        s3.put_object(Bucket=bucket, Key=HEALTH_PROBE_KEYS[env], Body=b"check")
     conn = sandbox.staging.connect()
     try:
         fx.staging_edit(conn, DB, seed=SEED)
@@ -276,6 +281,7 @@ def promoted(sandbox, world):
     staging_objects = listing(s3, sandbox.buckets["staging"])
     prod_objects = listing(s3, sandbox.buckets["prod"])
     expected_keys = {k for k, v in staging_objects.items() if prod_objects.get(k) != v} | (set(prod_objects) - set(staging_objects))
+    expected_keys -= set(HEALTH_PROBE_KEYS.values())
 
     before = snapshot(sandbox, world)
     check = run_playbook(world["inventories"], world["vars"], "--check", "--diff", env=world["env"])
@@ -340,11 +346,19 @@ def test_production_users_sessions_and_settings_untouched(promoted):
 
 
 def test_assets_mirrored_without_a_dangling_moment(sandbox, promoted):
-    assert promoted["after_first"]["bucket"] == promoted["staging_objects"]
+    probes = set(HEALTH_PROBE_KEYS.values())
+    assert ({k: v for k, v in promoted["after_first"]["bucket"].items() if k not in probes}
+            == {k: v for k, v in promoted["staging_objects"].items() if k not in probes})
     prober = promoted["prober"]
     assert prober.rounds > 0
     assert prober.missing == []
     assert prober.errors == []
+
+
+def test_directus_health_probe_objects_are_neither_copied_nor_pruned(sandbox, promoted):
+    prod_keys = set(promoted["after_first"]["bucket"])
+    assert HEALTH_PROBE_KEYS["prod"] in prod_keys
+    assert HEALTH_PROBE_KEYS["staging"] not in prod_keys
 
 
 def test_cdn_invalidated_with_exactly_the_changed_paths(promoted):
