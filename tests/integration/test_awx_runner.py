@@ -69,21 +69,13 @@ def render_injectors(definition, inputs):
     return {key: env.from_string(value).render(**namespace) for key, value in definition["injectors"]["env"].items()}
 
 
-def listing(s3, bucket):
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            out[obj["Key"]] = (obj["Size"], obj["ETag"])
-    return out
-
-
 def snapshot(sandbox):
     conn = sandbox.prod.connect()
     try:
         checksums = fx.table_checksums(conn, DB)
     finally:
         conn.close()
-    return {"tables": checksums, "bucket": listing(sandbox.aws.client("s3"), sandbox.buckets["prod"])}
+    return {"tables": checksums, "bucket": fx.bucket_listing(sandbox.aws.client("s3"), sandbox.buckets["prod"])}
 
 
 def project_inventory(sandbox, directory, stubs):
@@ -168,18 +160,7 @@ def awx(sandbox, tmp_path_factory, monkeypatch_module):
     tmp = tmp_path_factory.mktemp("awx")
     for name in [k for k in os.environ if k.startswith(("AWS_", "ANSIBLE_"))]:
         monkeypatch_module.delenv(name)  # only what the job template injects may reach the job
-    s3 = sandbox.aws.client("s3")
-    for env, server in (("staging", sandbox.staging), ("prod", sandbox.prod)):
-        conn = server.connect()
-        try:
-            fx.build_directus_db(conn, DB, env=env, seed=SEED, content_rows=150, files=FILES)
-        finally:
-            conn.close()
-        bucket = sandbox.buckets[env]
-        keys = list(listing(s3, bucket))
-        for start in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
-        fx.build_assets(s3, bucket, files=FILES, seed=SEED, env=env)
+    fx.build_environments(sandbox, DB, seed=SEED, content_rows=150, files=FILES)
 
     # The credential's inputs: each side its own (emulated) AWS account keys and Directus token.
     inputs = {
@@ -266,7 +247,7 @@ def test_check_job_changes_nothing_first_job_promotes(sandbox, awx):
     first = awx["first"]
     assert first["stats"].get("changed"), _explain(first)
     assert awx["after_first"] != awx["before"]
-    assert awx["after_first"]["bucket"] == listing(sandbox.aws.client("s3"), sandbox.buckets["staging"])
+    assert awx["after_first"]["bucket"] == fx.bucket_listing(sandbox.aws.client("s3"), sandbox.buckets["staging"])
     conn = sandbox.staging.connect()
     try:
         staging = fx.table_checksums(conn, DB, tables=["directus_collections", "directus_fields", "directus_relations"])

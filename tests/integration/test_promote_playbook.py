@@ -88,14 +88,6 @@ def run_playbook(inventories, extra_vars, *args, env=None, timeout=900):
     return Run(proc, time.monotonic() - started)
 
 
-def listing(s3, bucket):
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            out[obj["Key"]] = (obj["Size"], obj["ETag"])
-    return out
-
-
 def invalidations(cf, distribution_id):
     """{id: set(decoded paths)} of every invalidation of the distribution."""
     out = {}
@@ -191,7 +183,7 @@ class Prober(threading.Thread):
             while not self.stop_event.is_set():
                 try:
                     before = self.referenced(conn)
-                    keys = set(listing(s3, self.bucket))
+                    keys = set(fx.bucket_listing(s3, self.bucket))
                     after = self.referenced(conn)
                 except Exception as exc:  # noqa: BLE001 - a missing table is exactly what we look for
                     self.errors.append(repr(exc))
@@ -215,19 +207,10 @@ def world(sandbox, tmp_path_factory):
     """Directus-shaped staging and prod, Directus stubs, and the inventories of the sandbox."""
     tmp = tmp_path_factory.mktemp("promote")
     s3 = sandbox.aws.client("s3")
-    for env, server in (("staging", sandbox.staging), ("prod", sandbox.prod)):
-        conn = server.connect()
-        try:
-            fx.build_directus_db(conn, DB, env=env, seed=SEED, content_rows=400, files=FILES)
-        finally:
-            conn.close()
-        bucket = sandbox.buckets[env]
-        keys = list(listing(s3, bucket))
-        for start in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
-        fx.build_assets(s3, bucket, files=FILES, seed=SEED, env=env)
+    fx.build_environments(sandbox, DB, seed=SEED, content_rows=400, files=FILES)
+    for env, key in HEALTH_PROBE_KEYS.items():
         # What Directus' /server/health leaves for a moment in every storage location.
-        s3.put_object(Bucket=bucket, Key=HEALTH_PROBE_KEYS[env], Body=b"check")
+        s3.put_object(Bucket=sandbox.buckets[env], Key=key, Body=b"check")
     conn = sandbox.staging.connect()
     try:
         fx.staging_edit(conn, DB, seed=SEED)
@@ -263,7 +246,7 @@ def snapshot(sandbox, world):
         return {
             "checksums": fx.table_checksums(conn, DB),
             "schemas": schemas,
-            "bucket": listing(world["s3"], sandbox.buckets["prod"]),
+            "bucket": fx.bucket_listing(world["s3"], sandbox.buckets["prod"]),
             "invalidations": invalidations(world["cf"], sandbox.distribution_id),
             "users": users_view(conn, DB),
             "revision_ids": revision_ids(conn),
@@ -278,8 +261,8 @@ def snapshot(sandbox, world):
 def promoted(sandbox, world):
     """Check run, real run (with a prober), second run; everything measured around them."""
     s3 = world["s3"]
-    staging_objects = listing(s3, sandbox.buckets["staging"])
-    prod_objects = listing(s3, sandbox.buckets["prod"])
+    staging_objects = fx.bucket_listing(s3, sandbox.buckets["staging"])
+    prod_objects = fx.bucket_listing(s3, sandbox.buckets["prod"])
     expected_keys = {k for k, v in staging_objects.items() if prod_objects.get(k) != v} | (set(prod_objects) - set(staging_objects))
     expected_keys -= set(HEALTH_PROBE_KEYS.values())
 

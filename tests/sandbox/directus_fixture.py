@@ -1687,3 +1687,36 @@ def fk_violations(conn, database):
             if n:
                 bad[f'{table}.{cname}'] = n
     return bad
+
+
+# ----------------------------------------------------------------------------------------------------
+# both environments at once (what playbook-level tests and the demo start from)
+
+def bucket_listing(s3_client, bucket, prefix=''):
+    """{key: (size, etag)} of every object under `prefix` in `bucket`."""
+    out = {}
+    for page in s3_client.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get('Contents', []):
+            out[obj['Key']] = (obj['Size'], obj['ETag'])
+    return out
+
+
+def empty_bucket(s3_client, bucket):
+    keys = list(bucket_listing(s3_client, bucket))
+    for start in range(0, len(keys), 1000):
+        s3_client.delete_objects(Bucket=bucket, Delete={'Objects': [{'Key': k} for k in keys[start:start + 1000]]})
+
+
+def build_environments(sandbox, database, seed=0, content_rows=200, files=20):
+    """Rebuild staging's and prod's database and bucket on a sandbox: {env: build_directus_db result}."""
+    s3 = sandbox.aws.client('s3')
+    built = {}
+    for env in ('staging', 'prod'):
+        conn = sandbox.server(env).connect()
+        try:
+            built[env] = build_directus_db(conn, database, env=env, seed=seed, content_rows=content_rows, files=files)
+        finally:
+            conn.close()
+        empty_bucket(s3, sandbox.buckets[env])
+        build_assets(s3, sandbox.buckets[env], files=files, seed=seed, env=env)
+    return built

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "collections")]
 
 from sandbox import Sandbox  # noqa: E402  (needs the path above)
-from sandbox.directus_fixture import build_assets, build_directus_db, describe, staging_edit  # noqa: E402
+from sandbox.directus_fixture import bucket_listing, build_environments, describe, staging_edit  # noqa: E402
 
 
 def banner(text):
@@ -71,17 +71,17 @@ def main():
         print("inventory: %s (secrets vault-encrypted)" % sandbox.inventory_dir)
 
         banner("Building Directus-shaped databases and asset buckets")
+        database = sandbox.staging.database
+        built = build_environments(sandbox, database, seed=1, content_rows=2000, files=24)
+        with sandbox.staging.connect() as conn:
+            staging_edit(conn, database, seed=1)
         s3 = sandbox.aws.client("s3")
         for env in ("staging", "prod"):
-            server = sandbox.server(env)
-            with server.connect() as conn:
-                built = build_directus_db(conn, server.database, env=env, seed=1, content_rows=2000, files=24)
-                if env == "staging":
-                    staging_edit(conn, server.database, seed=1)
-                ids = describe(conn, server.database)
-            keys = build_assets(s3, sandbox.buckets[env], files=24, seed=1, env=env)
+            with sandbox.server(env).connect() as conn:
+                ids = describe(conn, database)
+            objects = bucket_listing(s3, sandbox.buckets[env])
             print("%-7s %6d rows in %d tables, %d objects in s3://%s, admin role %s"
-                  % (env, sum(built["rows"].values()), len(built["rows"]), len(keys), sandbox.buckets[env],
+                  % (env, sum(built[env]["rows"].values()), len(built[env]["rows"]), len(objects), sandbox.buckets[env],
                      ids.get("admin_role_id")))
 
         first = run_playbook(sandbox, "Promotion: staging -> prod")
