@@ -14,7 +14,7 @@ options:
       - Connection to the database promoted from (for example staging).
       - Required unless O(rollback=true).
     type: dict
-    suboptions:
+    suboptions: &connection_suboptions
       host:
         description: Server host name or address.
         type: str
@@ -35,7 +35,7 @@ options:
         type: str
         required: true
       unix_socket:
-        description: Unix socket path; used instead of O(source.host)/O(source.port) when set.
+        description: Unix socket path; used instead of the host and port when set.
         type: str
       ssl_ca:
         description: CA certificate file; enables TLS with server certificate verification.
@@ -49,34 +49,6 @@ options:
       - Connection to the database promoted into (for example production). Same suboptions as O(source).
     type: dict
     required: true
-    suboptions:
-      host:
-        description: Server host name or address.
-        type: str
-        default: 127.0.0.1
-      port:
-        description: Server TCP port.
-        type: int
-        default: 3306
-      user:
-        description: User name.
-        type: str
-      password:
-        description:
-          - Password. Only ever passed to the PyMySQL driver; never logged, never on a command line.
-        type: str
-      database:
-        description: Database (schema) name.
-        type: str
-        required: true
-      unix_socket:
-        description: Unix socket path; used instead of O(target.host)/O(target.port) when set.
-        type: str
-      ssl_ca:
-        description: CA certificate file; enables TLS with server certificate verification.
-        type: path
-      connect_timeout:
-        description: Seconds to wait for the connection.
-        type: int
-        default: 10
+    # The same suboptions as source's (a YAML alias of them).
+    suboptions: *connection_suboptions
 """
