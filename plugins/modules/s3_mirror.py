@@ -254,6 +254,10 @@ failed_keys:
   returned: on failure of some objects
   type: list
   elements: str
+failed_keys_total:
+  description: Number of objects that failed after retries.
+  returned: on failure of some objects
+  type: int
 plan:
   description: Summary of the plan (identical in check mode and in a real run).
   returned: always
