@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
+import datetime
+
 try:
     import boto3
+    import botocore.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.utils import parse_timestamp
 except ImportError as exc:  # pragma: no cover - reported through HAS_BOTO3
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = exc
@@ -111,8 +115,27 @@ def connection_problems(resolved, label=""):
     return problems
 
 
+def fast_timestamp(value):
+    """botocore's timestamp parser with a fast path for ISO 8601.
+
+    botocore hands every timestamp of a response (each LastModified of a
+    ListObjectsV2 page) to dateutil, which is most of the CPU a listing costs;
+    ``fromisoformat`` reads the same text many times faster. HTTP dates and
+    anything else still go to botocore's own parser.
+    """
+    if isinstance(value, str) and "T" in value:
+        try:
+            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return parse_timestamp(value)
+
+
 def aws_session(resolved):
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
     return boto3.session.Session(
+        botocore_session=core,
         aws_access_key_id=resolved.get("access_key"),
         aws_secret_access_key=resolved.get("secret_key"),
         aws_session_token=resolved.get("session_token"),
@@ -136,7 +159,11 @@ def botocore_config(service, resolved, max_pool_connections=10, retry_mode="adap
 
 
 def aws_client(module, service, prefix="", max_pool_connections=10, retry_mode="adaptive", max_attempts=10, **config_kwargs):
-    """A botocore client for one side, failing the module with a clear message."""
+    """A botocore client for one side, failing the module with a clear message.
+
+    ``max_attempts`` is botocore's ``retries.max_attempts``: retries after the
+    first attempt.
+    """
     if not HAS_BOTO3:
         from ansible.module_utils.basic import missing_required_lib
 

@@ -109,3 +109,22 @@ def test_error_message_is_one_line_with_code_and_operation():
     assert aws.aws_error_code(exc) == "AccessDenied"
     bare = ClientError({"Error": {}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadBucket")
     assert aws.aws_error_message(bare) == "404 (HeadBucket)"
+
+
+def test_clients_parse_iso_timestamps_fast_and_exactly(monkeypatch):
+    import datetime
+
+    from botocore.utils import parse_timestamp
+
+    for text in ("2026-11-25T13:37:34.000Z", "2026-11-25T13:37:34Z", "2026-11-25T13:37:34.123456+02:00",
+                 "2026-11-25T13:49:45.1Z", "1700000000"):
+        assert aws.fast_timestamp(text) == parse_timestamp(text)
+        assert aws.fast_timestamp(text).utcoffset() is not None
+    # HTTP dates (response headers) still go to botocore's parser.
+    assert aws.fast_timestamp("Wed, 25 Nov 2026 13:37:34 GMT") == datetime.datetime(2026, 11, 25, 13, 37, 34, tzinfo=datetime.timezone.utc)
+
+    module = _module(monkeypatch, {"access_key": "a", "secret_key": "s", "endpoint_url": "http://127.0.0.1:9"})
+    client = aws.aws_client(module, "s3")
+    # The parser every response of this client goes through.
+    factory = client._endpoint._response_parser_factory  # pylint: disable=protected-access
+    assert factory.create_parser("rest-xml")._timestamp_parser is aws.fast_timestamp  # pylint: disable=protected-access

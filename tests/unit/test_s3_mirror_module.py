@@ -39,21 +39,3 @@ def test_argument_spec_has_both_connection_sides_with_secrets_hidden():
     assert spec["mode"]["choices"] == ["mirror", "copy", "prune"]
     assert spec["copy_method"]["choices"] == ["auto", "server", "stream"]
     assert spec["multipart_threshold"]["default"] == 5 * 1024 ** 3
-
-
-def test_fast_timestamp_matches_botocore_on_every_format():
-    from botocore.utils import parse_timestamp
-
-    for value in ("2026-11-25T13:49:45.098Z", "2026-11-25T13:49:45Z", "2026-11-25T13:49:45.123456+00:00",
-                  "Wed, 25 Nov 2026 13:39:11 GMT", "1700000000", "2026-11-25T13:49:45.1Z"):
-        assert s3_mirror.fast_timestamp(value) == parse_timestamp(value), value
-
-
-def test_fast_timestamps_are_installed_on_a_real_client():
-    import boto3
-
-    client = boto3.session.Session().client("s3", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
-    s3_mirror.use_fast_timestamps(client)
-    factory = client._endpoint._response_parser_factory  # pylint: disable=protected-access
-    parser = factory.create_parser("rest-xml")
-    assert parser._timestamp_parser is s3_mirror.fast_timestamp  # pylint: disable=protected-access
