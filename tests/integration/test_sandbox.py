@@ -159,3 +159,21 @@ def test_servers_of_a_killed_owner_are_reaped_by_the_next_sandbox(tmp_path):
         time.sleep(0.1)
     assert not any(_pid_alive(pid) for pid in state["pids"])
     assert not Path(state["dir"]).exists()
+
+
+def test_sandbox_in_a_private_directory_like_a_home_checkout(tmp_path):
+    """`make demo` from a clone in /root or a 0700 mktemp -d: mariadbd (as mysql) must still start."""
+    from sandbox import Sandbox
+
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    box = Sandbox(base_dir=private / ".sandbox").start()
+    pids = [box.staging.process.pid, box.prod.process.pid, box.aws.process.pid]
+    try:
+        assert box.prod.query_one("SELECT 1")[0] == 1
+        assert (private / ".sandbox" / "inventory" / "hosts.yml").exists()
+    finally:
+        box.stop()
+    assert not any(_pid_alive(pid) for pid in pids)
+    assert not box.server_dir.exists() or box.server_dir == box.base_dir
+    assert not (private / ".sandbox" / "inventory").exists()

@@ -37,8 +37,14 @@ class Sandbox:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix=TEMP_PREFIX))
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.staging = MariaDBServer("staging", self.base_dir, server_id=101)
-        self.prod = MariaDBServer("prod", self.base_dir, server_id=202)
+        # As root, mariadbd runs as mysql and must traverse every parent of its datadir; a
+        # checkout in /root or in a 0700 mktemp -d is out of its reach, the system temp dir is not.
+        if base_dir is not None and running_as_root():
+            self.server_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "db-"))
+        else:
+            self.server_dir = self.base_dir
+        self.staging = MariaDBServer("staging", self.server_dir, server_id=101)
+        self.prod = MariaDBServer("prod", self.server_dir, server_id=202)
         self.aws = MotoServer(self.base_dir)
         self.buckets = dict(BUCKETS)
         self.distribution_id = None
@@ -51,8 +57,9 @@ class Sandbox:
         reap_stale()
         if running_as_root():
             # mariadbd runs as mysql and must reach its datadir below this one.
-            os.chmod(self.base_dir, 0o755)
-        (self.base_dir / "owner.pid").write_text(str(os.getpid()))
+            os.chmod(self.server_dir, 0o755)
+        for directory in self._marked_dirs():
+            (directory / "owner.pid").write_text(str(os.getpid()))
         atexit.register(self.stop)
         _exit_cleanly_on_sigterm()
         try:
@@ -102,6 +109,7 @@ class Sandbox:
     def _write_state(self):
         state = {
             "base_dir": str(self.base_dir),
+            "server_dir": str(self.server_dir),
             "inventory": str(self.inventory_dir / "hosts.yml"),
             "vault_password_file": str(self.inventory_dir / ".vault_pass"),
             "endpoint_url": self.aws.endpoint_url,
@@ -110,7 +118,12 @@ class Sandbox:
             "pids": [p.process.pid for p in (self.staging, self.prod, self.aws)],
             "owner": os.getpid(),
         }
-        (self.base_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        # Also beside the servers, so that reap_stale() finds them after a kill -9.
+        for directory in self._marked_dirs():
+            (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    def _marked_dirs(self):
+        return [self.base_dir] if self.server_dir == self.base_dir else [self.base_dir, self.server_dir]
 
     def stop(self):
         if self._stopped:
@@ -121,6 +134,8 @@ class Sandbox:
                 server.stop()
             except Exception:  # noqa: BLE001 - keep stopping the others
                 pass
+        if self.server_dir != self.base_dir:
+            shutil.rmtree(self.server_dir, ignore_errors=True)
         if self._own_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
         else:

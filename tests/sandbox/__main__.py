@@ -26,7 +26,8 @@ def up(directory):
     sandbox.start()
     # The servers outlive this process: keep them, forget the at-exit teardown.
     sandbox._stopped = True
-    (directory / "owner.pid").unlink(missing_ok=True)
+    for marked in sandbox._marked_dirs():
+        (marked / "owner.pid").unlink(missing_ok=True)
     print(json.dumps(json.loads((directory / STATE_FILE).read_text()), indent=2))
 
 
@@ -36,7 +37,8 @@ def down(directory):
     if not state_file.exists():
         print("no sandbox in %s" % directory)
         return
-    pids = json.loads(state_file.read_text()).get("pids", [])
+    state = json.loads(state_file.read_text())
+    pids = state.get("pids", [])
     for pid in pids:
         if _alive(pid):
             os.kill(pid, signal.SIGTERM)
@@ -46,6 +48,8 @@ def down(directory):
     for pid in pids:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+    if state.get("server_dir"):
+        shutil.rmtree(state["server_dir"], ignore_errors=True)
     shutil.rmtree(directory, ignore_errors=True)
     print("sandbox in %s stopped" % directory)
 
