@@ -24,5 +24,6 @@ cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 cd "$dest"
 # ansible-test wants a git tree or it warns for every file; a throwaway one is enough.
 git init -q && git add -A && git -c user.email=ci@example.invalid -c user.name=ci commit -qm sanity
-exec ansible-test sanity --python "$(${python} -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+# Not exec: the EXIT trap must still remove the temporary tree.
+ansible-test sanity --python "$(${python} -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
   --color no "$@"
