@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from sandbox.directus_fixture import bucket_listing
+
 MODULE = "s3_mirror"
 MIB = 1024 * 1024
 
@@ -55,16 +57,8 @@ def put_many(s3, bucket, keys, body=lambda key: key.encode("utf-8") * 3, **kwarg
         list(pool.map(put, keys))
 
 
-def snapshot(s3, bucket, prefix=""):
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            out[obj["Key"]] = (obj["Size"], obj["ETag"])
-    return out
-
-
 def contents(s3, bucket, prefix=""):
-    return {key[len(prefix):]: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in snapshot(s3, bucket, prefix)}
+    return {key[len(prefix):]: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in bucket_listing(s3, bucket, prefix)}
 
 
 def writes(proxy):
@@ -123,13 +117,13 @@ def test_check_mode_writes_nothing_and_returns_the_real_plan(sandbox, buckets, r
     put_many(s3, src, ["k%02d" % i for i in range(12)])
     put_many(s3, dst, ["k00", "zz-extra"])
     s3.put_object(Bucket=dst, Key="k01", Body=b"different size")
-    before = (snapshot(s3, src), snapshot(s3, dst))
+    before = (bucket_listing(s3, src), bucket_listing(s3, dst))
     args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, max_keys_returned=5)
 
     check = run_module(MODULE, args, check=True, diff=True)
     assert not check.get("failed"), check.get("msg")
     assert writes(recording_proxy) == []
-    assert (snapshot(s3, src), snapshot(s3, dst)) == before
+    assert (bucket_listing(s3, src), bucket_listing(s3, dst)) == before
     assert check["changed"] is True
     assert check["counts"] == {"copied": 10, "updated": 1, "deleted": 1, "unchanged": 1, "bytes_copied": 99}
     # diff lists keys, truncated with totals
@@ -142,7 +136,7 @@ def test_check_mode_writes_nothing_and_returns_the_real_plan(sandbox, buckets, r
     real = run_module(MODULE, args)
     assert real["plan"] == check["plan"]
     assert real["counts"] == check["counts"]
-    assert snapshot(s3, dst).keys() == snapshot(s3, src).keys()
+    assert bucket_listing(s3, dst).keys() == bucket_listing(s3, src).keys()
 
     recording_proxy.clear()
     after = run_module(MODULE, args, check=True, diff=True)
@@ -164,14 +158,14 @@ def test_copy_then_prune_with_prefix_remapping_and_awkward_keys(sandbox, buckets
     assert copy["counts"]["copied"] == len(AWKWARD) - 1 and copy["counts"]["updated"] == 1
     assert copy["counts"]["deleted"] == 0 and copy["deleted_keys"] == []
     assert sorted(copy["changed_keys"]) == sorted("live/" + key for key in AWKWARD)
-    assert "live/gone.txt" in snapshot(s3, dst)
+    assert "live/gone.txt" in bucket_listing(s3, dst)
 
     prune = run_module(MODULE, dict(args, mode="prune"))
     assert prune["changed"] is True and prune["counts"]["copied"] == 0
     assert prune["deleted_keys"] == ["live/gone.txt"]
     assert contents(s3, dst, "live/") == contents(s3, src, "assets/")
-    assert "elsewhere/keep.txt" in snapshot(s3, dst)  # outside the target prefix
-    assert not any(key.startswith("live/other") for key in snapshot(s3, dst))
+    assert "elsewhere/keep.txt" in bucket_listing(s3, dst)  # outside the target prefix
+    assert not any(key.startswith("live/other") for key in bucket_listing(s3, dst))
 
     for mode in ("mirror", "copy", "prune"):
         assert run_module(MODULE, dict(args, mode=mode))["changed"] is False
@@ -187,7 +181,7 @@ def test_include_exclude_filters_both_sides(sandbox, buckets, run_module):
     assert not result.get("failed"), result.get("msg")
     assert sorted(result["changed_keys"]) == ["a.jpg", "b.png"]
     assert result["deleted_keys"] == ["old.jpg"]
-    assert sorted(snapshot(s3, dst)) == ["a.jpg", "b.png", "cache/stale.jpg", "notes.txt"]
+    assert sorted(bucket_listing(s3, dst)) == ["a.jpg", "b.png", "cache/stale.jpg", "notes.txt"]
 
 
 # ---------------------------------------------------------------- metadata and tags on both copy paths
@@ -264,11 +258,11 @@ def test_guard_refuses_empty_source_before_any_change(sandbox, buckets, run_modu
     assert result["failed"]
     assert "source lists no object" in result["msg"] and "keep/0, keep/1, keep/2" in result["msg"]
     assert writes(recording_proxy) == []
-    assert len(snapshot(s3, dst)) == 3
+    assert len(bucket_listing(s3, dst)) == 3
     # copy mode never deletes, so an empty source is no danger there
     assert run_module(MODULE, dict(args, mode="copy"))["changed"] is False
     allowed = run_module(MODULE, dict(args, allow_empty_source=True, max_delete_percent=100))
-    assert allowed["counts"]["deleted"] == 3 and snapshot(s3, dst) == {}
+    assert allowed["counts"]["deleted"] == 3 and bucket_listing(s3, dst) == {}
 
 
 def test_guard_refuses_too_many_deletions_before_any_change(sandbox, buckets, run_module, recording_proxy):
@@ -283,7 +277,7 @@ def test_guard_refuses_too_many_deletions_before_any_change(sandbox, buckets, ru
     by_percent = run_module(MODULE, args)  # defaults: 9 of 10 is above 50 %
     assert by_percent["failed"] and "90.0%" in by_percent["msg"]
     assert writes(recording_proxy) == []
-    assert "new.txt" not in snapshot(s3, dst)  # not even the copies ran
+    assert "new.txt" not in bucket_listing(s3, dst)  # not even the copies ran
     forced = run_module(MODULE, dict(args, max_delete=5, force_delete=True))
     assert forced["counts"]["deleted"] == 9 and forced["counts"]["copied"] == 1
 
@@ -300,7 +294,7 @@ def test_more_than_1000_objects_paginate(sandbox, buckets, run_module):
     assert not result.get("failed"), result.get("msg")
     assert result["counts"] == {"copied": 1102, "updated": 0, "deleted": 1, "unchanged": 3, "bytes_copied": 1102}
     assert result["changed_keys_total"] == 1102 and len(result["changed_keys"]) == 10 and result["keys_truncated"]
-    assert len(snapshot(s3, dst)) == 1105
+    assert len(bucket_listing(s3, dst)) == 1105
     again = run_module(MODULE, dict(conn(sandbox), source_bucket=src, target_bucket=dst))
     assert again["changed"] is False and again["counts"]["unchanged"] == 1105
 
@@ -353,7 +347,7 @@ def test_failed_copies_prevent_deletions_and_rerun_completes(sandbox, buckets, r
     retried = [r for r in recording_proxy.requests if r.method == "PUT" and r.path in bad]
     assert len(retried) == 4  # botocore retried each failing copy once
     assert not any(r.method == "DELETE" or "delete" in r.query for r in recording_proxy.requests)
-    assert {"f/old-1", "f/old-2"} <= set(snapshot(s3, dst))
+    assert {"f/old-1", "f/old-2"} <= set(bucket_listing(s3, dst))
 
     recording_proxy.clear()
     again = run_module(MODULE, args)
