@@ -112,6 +112,15 @@ def test_inventory_secrets_are_vault_encrypted_and_resolve(sandbox):
     assert sandbox.prod.password not in result.stdout + result.stderr
 
 
+def _assert_gone(state, timeout):
+    """Every server of the sandbox stops within ``timeout`` seconds, and its directory is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_pid_alive(pid) for pid in state["pids"]):
+        time.sleep(0.1)
+    assert not any(_pid_alive(pid) for pid in state["pids"])
+    assert not Path(state["dir"]).exists()
+
+
 def _start_sandbox_in_subprocess(tmp_path):
     """A child process that starts a sandbox, reports its state and waits to be stopped."""
     script = (
@@ -139,11 +148,7 @@ def test_teardown_leaves_no_process_and_no_directory(tmp_path, signum):
     # SIGINT is Ctrl-C; SIGTERM is what a CI timeout or `kill` sends.
     proc.send_signal(signum)
     proc.wait(60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_pid_alive(pid) for pid in state["pids"]):
-        time.sleep(0.1)
-    assert not any(_pid_alive(pid) for pid in state["pids"])
-    assert not Path(state["dir"]).exists()
+    _assert_gone(state, timeout=30)
 
 
 def test_servers_of_a_killed_owner_are_reaped_by_the_next_sandbox(tmp_path):
@@ -154,11 +159,7 @@ def test_servers_of_a_killed_owner_are_reaped_by_the_next_sandbox(tmp_path):
     proc.wait(10)
     assert any(_pid_alive(pid) for pid in state["pids"])
     reap_stale()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_pid_alive(pid) for pid in state["pids"]):
-        time.sleep(0.1)
-    assert not any(_pid_alive(pid) for pid in state["pids"])
-    assert not Path(state["dir"]).exists()
+    _assert_gone(state, timeout=10)
 
 
 def test_sandbox_in_a_private_directory_like_a_home_checkout(tmp_path):
