@@ -13,6 +13,7 @@ without a server. ``directus_db_replicate`` gathers the data and executes.
 
 from __future__ import annotations
 
+import decimal
 import fnmatch
 import hashlib
 import json
@@ -409,6 +410,147 @@ def replace_unchanged(source_create, target_create, source_checksum, target_chec
                 and str(state.get("target_checksum")) == str(target_checksum)
                 and state.get("fingerprint") == transform_fp)
     return False
+
+
+# --------------------------------------------------------------------------- checksum reuse
+#
+# A no-change re-run would spend almost all its time in CHECKSUM TABLE. A table's checksum recorded
+# by the promotion that last wrote it still describes the table when MariaDB proves the table was
+# not written since. The proof, per side (source snapshot / target cut-over):
+#
+# - InnoDB stamps information_schema.TABLES.UPDATE_TIME at commit with the *start* time of the
+#   committing transaction (whole seconds; in memory only: NULL after a restart or when the table
+#   definition left the cache). A transaction that started before a plain "now" mark and commits
+#   after the snapshot/swap would stamp an older time, so the mark is the earliest start of every
+#   transaction that may still write (INNODB_TRX), capped by "now" read before that listing. The
+#   listing is a cache (refreshed at most every 100 ms, never while someone polls it faster), so it
+#   only counts when it shows the probing transaction itself.
+# - TRUNCATE TABLE and DISCARD/IMPORT TABLESPACE change the content but neither UPDATE_TIME nor
+#   CREATE_TIME; they give the table a new InnoDB table id. RENAME TABLE keeps the id and changes
+#   CREATE_TIME (so does ALTER TABLE). Both are recorded and must be equal.
+# - Only MariaDB (MySQL 8 caches these statistics), InnoDB, not partitioned (a partitioned table's
+#   UPDATE_TIME hides a partition evicted after a write), same server and schema.
+
+REUSE_ENGINE = "innodb"
+
+
+def whole_seconds(value):
+    """Floor of a UNIX timestamp the server returned (int, Decimal, float or their text); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii")
+    try:
+        return int(decimal.Decimal(str(value)).to_integral_value(rounding=decimal.ROUND_FLOOR))
+    except (decimal.InvalidOperation, ValueError):
+        return None
+
+
+def server_ident(ident):
+    """One string naming a server and schema (what state rows are compared by)."""
+    server = ident.get("server_uuid") or "%s:%s:%s" % (ident.get("hostname"), ident.get("port"), ident.get("datadir"))
+    return fingerprint(server, ident.get("database"))
+
+
+def is_mariadb(version):
+    return "mariadb" in str(version or "").lower()
+
+
+_PLAIN_NAME = re.compile(r"^[0-9A-Za-z_]+$")
+
+
+def innodb_name(schema, table):
+    """``schema/table`` as INNODB_SYS_TABLES spells it, or None when a name needs MariaDB's file-name
+    encoding (then the table id is unknown and the recorded checksum is never reused)."""
+    if not _PLAIN_NAME.match(schema or "") or not _PLAIN_NAME.match(table or ""):
+        return None
+    return "%s/%s" % (schema, table)
+
+
+def foreign_writers(transactions, probe_thread, ignore=()):
+    """Transactions that may write, from an INNODB_TRX listing read inside a transaction of ``probe_thread``.
+
+    transactions: [(thread_id, started, autocommit_non_locking, read_only)].
+    Returns None when the listing does not show the probe's own transaction (a stale cache: nothing
+    can be concluded), else [(thread_id, started)] of the other transactions except ``ignore``,
+    single-statement autocommit reads and READ ONLY transactions (neither can write a table).
+    """
+    probe = int(probe_thread)
+    ignored = {int(t) for t in ignore}
+    fresh = False
+    out = []
+    for thread, started, non_locking, read_only in transactions:
+        thread = int(thread or 0)
+        if thread == probe:
+            fresh = True
+            continue
+        if thread in ignored or str(non_locking) == "1" or str(read_only) == "1":
+            continue
+        out.append((thread, started))
+    return out if fresh else None
+
+
+def write_mark(now, writers):
+    """Whole seconds before which every later write to a table is stamped: min(now, start of each
+    transaction that may still write). ``now`` is the server's clock read before the listing;
+    None when nothing can be proven (stale listing, unknown start)."""
+    if writers is None:
+        return None
+    mark = whole_seconds(now)
+    if mark is None:
+        return None
+    for _thread, started in writers:
+        start = whole_seconds(started)
+        if start is None:
+            return None
+        mark = min(mark, start)
+    return mark
+
+
+def seconds_to_next(newest_write, now):
+    """How long to wait so that ``now`` is in a later whole second than ``newest_write`` (0 if it is).
+
+    A write in the very second of a mark cannot be told apart from one after it, so a promotion
+    waits (under a second) before taking its mark when it (or an editor) has just written."""
+    newest, current = whole_seconds(newest_write), whole_seconds(now)
+    if newest is None or current is None or newest < current:
+        return 0.0
+    return max(0.0, float(newest + 1) - float(decimal.Decimal(str(now)))) + 0.02
+
+
+def checksum_reusable(recorded, current):
+    """Whether one side's checksum recorded by the last promotion may stand in for CHECKSUM TABLE.
+
+    recorded: {checksum, ident, mark, create_time, table_id} from the state row (None when absent).
+    current: {version, ident, engine, create_options, create_time, update_time, table_id} read now
+    (times as UNIX seconds).
+    Returns (reusable, reason). When in doubt: not reusable.
+    """
+    if not recorded or recorded.get("checksum") is None:
+        return False, "no recorded checksum"
+    if not is_mariadb(current.get("version")):
+        return False, "not MariaDB (UPDATE_TIME is not trusted)"
+    for key in ("ident", "mark", "create_time", "table_id"):
+        if recorded.get(key) is None:
+            return False, "no recorded %s" % key
+    if recorded["ident"] != current.get("ident"):
+        return False, "recorded for another server or schema"
+    if str(current.get("engine") or "").lower() != REUSE_ENGINE:
+        return False, "not an InnoDB table"
+    if "partitioned" in str(current.get("create_options") or "").lower():
+        return False, "partitioned table"
+    if current.get("table_id") is None or str(current["table_id"]) != str(recorded["table_id"]):
+        return False, "another table object (TRUNCATE, tablespace import, rename or rebuild)"
+    created = whole_seconds(current.get("create_time"))
+    if created is None or created != whole_seconds(recorded["create_time"]):
+        return False, "created, renamed or altered since"
+    updated = whole_seconds(current.get("update_time"))
+    if updated is None:
+        return False, "UPDATE_TIME unknown (server restart or table definition evicted)"
+    mark = whole_seconds(recorded["mark"])
+    if mark is None or updated >= mark:
+        return False, "written since (or in the same second)"
+    return True, "not written since the last promotion recorded it"
 
 
 # --------------------------------------------------------------------------- foreign keys

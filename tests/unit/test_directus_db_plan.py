@@ -288,3 +288,83 @@ def test_shadow_fks_already_pointing_at_live_need_no_repoint():
     rows = [("shadow", "files", "f_user", "u", 1, "live", "directus_users", "id", "RESTRICT", "RESTRICT")]
     fix = plan.plan_fk_fixups(plan.group_foreign_keys(rows), "live", "backup", [], "shadow", ["files"])
     assert fix == {"pre_repoint": [], "pre_drop": [], "post_add": [], "post_repoint": []}
+
+
+# --------------------------------------------------------------------------- checksum reuse
+
+MARIADB = "10.11.19-MariaDB-0+deb12u1"
+IDENT = plan.server_ident({"hostname": "db1", "port": 3306, "datadir": "/var/lib/mysql/", "database": "directus"})
+RECORDED = {"checksum": "12345", "ident": IDENT, "mark": 1000, "create_time": 990, "table_id": 42}
+
+
+def current(**override):
+    cur = {"version": MARIADB, "ident": IDENT, "engine": "InnoDB", "create_options": "", "create_time": 990,
+           "update_time": 999, "table_id": 42}
+    cur.update(override)
+    return cur
+
+
+def test_checksum_reusable_when_unwritten_since_the_mark():
+    assert plan.checksum_reusable(RECORDED, current()) == (True, "not written since the last promotion recorded it")
+    # values as a raw connection returns them (text) compare the same
+    assert plan.checksum_reusable(dict(RECORDED, mark="1000", table_id="42"), current(update_time="999", create_time="990"))[0]
+
+
+@pytest.mark.parametrize("override, reason", [
+    (dict(update_time=None), "UPDATE_TIME unknown"),               # restart / evicted definition
+    (dict(update_time=1000), "same second"),                       # a write in the mark's second may be after it
+    (dict(update_time=1001), "written since"),
+    (dict(create_time=995), "renamed or altered"),                 # RENAME TABLE, ALTER TABLE
+    (dict(create_time=None), "renamed or altered"),
+    (dict(table_id=43), "TRUNCATE"),                               # TRUNCATE / IMPORT TABLESPACE keep both times
+    (dict(table_id=None), "TRUNCATE"),
+    (dict(ident=plan.server_ident({"hostname": "db2", "port": 3306, "datadir": "/var/lib/mysql/",
+                                    "database": "directus"})), "another server"),
+    (dict(ident=plan.server_ident({"hostname": "db1", "port": 3306, "datadir": "/var/lib/mysql/",
+                                    "database": "directus_copy"})), "another server or schema"),
+    (dict(version="8.0.36"), "not MariaDB"),                       # MySQL 8 caches information_schema statistics
+    (dict(engine="Aria"), "not an InnoDB table"),
+    (dict(create_options="partitioned"), "partitioned"),
+])
+def test_checksum_not_reusable(override, reason):
+    ok, why = plan.checksum_reusable(RECORDED, current(**override))
+    assert ok is False and reason in why
+
+
+@pytest.mark.parametrize("missing", ["checksum", "ident", "mark", "create_time", "table_id"])
+def test_checksum_not_reusable_without_a_complete_record(missing):
+    # state rows of an older release (no reuse columns) or of a run that could not prove its mark
+    assert plan.checksum_reusable(dict(RECORDED, **{missing: None}), current())[0] is False
+    assert plan.checksum_reusable(None, current())[0] is False
+
+
+def test_whole_seconds_floors_exactly():
+    assert plan.whole_seconds("1795623303.999999") == 1795623303
+    assert plan.whole_seconds(b"1795623304.000000") == 1795623304
+    assert plan.whole_seconds(1795623303) == 1795623303
+    assert plan.whole_seconds(None) is None and plan.whole_seconds("junk") is None
+
+
+def test_write_mark_is_the_earliest_start_of_a_transaction_that_may_write():
+    # (thread, started, autocommit_non_locking, read_only); the probe itself is thread 7
+    rows = [(7, "1005", 0, 0), (8, "990", 0, 0), (9, "980", 1, 0), (10, "970", 0, 1), (11, "960", 0, 0)]
+    writers = plan.foreign_writers(rows, 7, ignore=[11])
+    assert writers == [(8, "990")]              # single-statement reads, READ ONLY and ignored threads cannot write
+    assert plan.write_mark("1000.5", writers) == 990
+    assert plan.write_mark("1000.5", []) == 1000
+    # a listing without the probe's own transaction is a stale cache: nothing is proven
+    assert plan.foreign_writers([(8, "990", 0, 0)], 7) is None
+    assert plan.write_mark("1000.5", None) is None
+    assert plan.write_mark("1000.5", [(8, None)]) is None
+
+
+def test_seconds_to_next_waits_only_when_the_last_write_is_in_this_second():
+    assert plan.seconds_to_next(999, "1000.25") == 0.0
+    assert plan.seconds_to_next(None, "1000.25") == 0.0
+    assert 0.75 < plan.seconds_to_next(1000, "1000.25") < 0.8
+
+
+def test_innodb_name_only_for_plain_names():
+    assert plan.innodb_name("directus", "articles") == "directus/articles"
+    assert plan.innodb_name("my-db", "articles") is None         # stored as my@002ddb: unknown id, never reused
+    assert plan.innodb_name("directus", "ärger") is None
