@@ -320,6 +320,42 @@ def test_access_denied_gives_one_clear_message(sandbox, buckets, run_module, rec
     assert "check the target credentials" in result["msg"]
 
 
+@pytest.mark.parametrize("bad_page", ["error sent with 200", "cut short"])
+def test_a_bad_200_listing_page_is_retried_not_read_as_an_empty_bucket(sandbox, buckets, run_module, recording_proxy, bad_page):
+    # The module skips botocore's second parse of complete listing pages; an S3
+    # error sent with status 200, or a page cut short, must still be retried.
+    # Read as a page, either would look like an empty or partial source.
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    keys = ["k/%02d" % i for i in range(12)]
+    put_many(s3, src, keys)
+    put_many(s3, dst, keys)
+    complete = s3.list_objects_v2(Bucket=src)  # what moto sends, for a believable truncated copy
+    body = {"error sent with 200": b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+                                   b"<Message>We encountered an internal error. Please try again.</Message></Error>",
+            "cut short": ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/'
+                          'doc/2006-03-01/"><Name>%s</Name><IsTruncated>false</IsTruncated><Contents><Key>k/00</Key>'
+                          % src).encode()}[bad_page]
+    assert complete["KeyCount"] == 12
+    served = []
+
+    def first_source_listing(method, path, query):
+        if method == "GET" and path == "/" + src and "list-type=2" in query and not served:
+            served.append(query)
+            return 200, body
+        return None
+
+    recording_proxy.fail_when(first_source_listing)
+    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst,
+                                     retry_mode="standard"))
+    assert not result.get("failed"), result.get("msg")
+    assert served, "the bad page was not served"
+    source_lists = [r for r in recording_proxy.requests if r.method == "GET" and r.path == "/" + src]
+    assert len(source_lists) == 2  # the bad page, then botocore's retry
+    assert result["changed"] is False and result["counts"]["unchanged"] == 12 and result["counts"]["deleted"] == 0
+    assert writes(recording_proxy) == []
+
+
 def test_invalid_options_fail_before_any_request(sandbox, buckets, run_module, recording_proxy):
     src, _dst = buckets
     result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, source_prefix="a/",

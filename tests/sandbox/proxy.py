@@ -72,10 +72,12 @@ class RecordingProxy:
                 with proxy._lock:
                     proxy.requests.append(record)
                     fail_when = proxy._fail_when
-                status = fail_when(record.method, record.path, record.query) if fail_when else None
-                if status:
-                    payload = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InjectedFailure</Code>"
-                               b"<Message>failure injected by the test proxy</Message></Error>")
+                answer = fail_when(record.method, record.path, record.query) if fail_when else None
+                if answer:
+                    # a status, or (status, body): e.g. S3's errors sent with 200
+                    status, payload = answer if isinstance(answer, tuple) else (answer, (
+                        b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InjectedFailure</Code>"
+                        b"<Message>failure injected by the test proxy</Message></Error>"))
                     self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(payload)))
@@ -112,7 +114,7 @@ class RecordingProxy:
         return "http://127.0.0.1:%d" % self.server.server_address[1]
 
     def fail_when(self, predicate):
-        """predicate(method, path, query) -> HTTP status to answer instead, or None to forward."""
+        """predicate(method, path, query) -> HTTP status (or (status, body)) to answer instead, or None to forward."""
         with self._lock:
             self._fail_when = predicate
 
