@@ -25,6 +25,8 @@ description:
     tables move into a backup schema C(<database>__backup_<timestamp>). Foreign keys of tables that stay live are
     re-created against the new tables.
   - Per-table checksums decide what changed. When nothing differs no schema is created and nothing is written.
+    A table not written on either side since the promotion that copied it reuses that promotion's checksums instead
+    of reading the whole table again (O(reuse_checksums)).
   - O(rollback=true) swaps the newest backup back in, also with one C(RENAME TABLE).
 author:
   - casper.directus_promote contributors (@casper)
@@ -114,6 +116,28 @@ options:
       - Maximum size of one multi-row INSERT statement while copying (capped by the target's C(max_allowed_packet)).
     type: int
     default: 4194304
+  reuse_checksums:
+    description:
+      - Skip C(CHECKSUM TABLE) for a replaced table when MariaDB proves that it was not written on that side since the
+        promotion that last copied it, and use the checksum that promotion recorded in C(<database>__promote_state).
+      - "What it trusts, per side and table: MariaDB's C(information_schema) C(UPDATE_TIME) (InnoDB stamps it with the
+        start time of every committing transaction), C(CREATE_TIME) (changed by C(RENAME TABLE) and C(ALTER TABLE)) and
+        the InnoDB table id (changed by C(TRUNCATE TABLE) and tablespace import), compared with a time mark taken before
+        the source snapshot and before the target cut-over. The mark is moved back to the start of any transaction
+        that could still write, read from C(INFORMATION_SCHEMA.INNODB_TRX) (needs the C(PROCESS) privilege)."
+      - "It falls back to C(CHECKSUM TABLE) when anything is unknown or different: a server restart or an evicted table
+        definition (C(UPDATE_TIME) is NULL), a write in or after the mark's second, a rename, C(ALTER TABLE),
+        C(TRUNCATE TABLE) or tablespace import since, another source server or schema, a server that is not MariaDB
+        (MySQL caches these statistics), a table that is not InnoDB or is partitioned, no C(PROCESS) privilege, a
+        C(INNODB_TRX) listing that cannot be shown fresh, or write transactions still running on the source right
+        after its snapshot."
+      - "Only tables a promotion copied have recorded checksums: a table identical on both sides from the start, every
+        table after a rollback, and a table that stayed live while a table it references was copied (its foreign keys
+        are re-created, which changes its C(CREATE_TIME)) are computed until a promotion copies them."
+      - It also relies on the servers' clocks not stepping backwards (NTP slewing is fine).
+      - C(false) computes every checksum and records nothing for later reuse.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -206,6 +230,37 @@ preflight:
       description: C(table.column) added to kept tables with the source's definition.
       type: list
       elements: str
+checksums:
+  description:
+    - Which replaced tables' checksums were computed with C(CHECKSUM TABLE) and which were reused from the state the
+      last promotion recorded (O(reuse_checksums)).
+  returned: when promoting
+  type: dict
+  contains:
+    reused:
+      description: Tables with no C(CHECKSUM TABLE) on either side.
+      type: list
+      elements: str
+    computed:
+      description: Tables with a C(CHECKSUM TABLE) on at least one side.
+      type: list
+      elements: str
+    source:
+      description: C({reused, computed}) table lists of the source side.
+      type: dict
+    target:
+      description: C({reused, computed}) table lists of the target side (tables the target has).
+      type: dict
+    computed_because:
+      description: For computed tables, why the recorded checksum could not be reused, per side.
+      type: dict
+    notes:
+      description: Why reuse was not possible at all on a side in this run, if so.
+      type: list
+      elements: str
+  sample: {"reused": ["articles", "directus_fields"], "computed": ["tags"], "source": {"reused": ["articles", "directus_fields"],
+           "computed": ["tags"]}, "target": {"reused": ["articles", "directus_fields"], "computed": ["tags"]},
+           "computed_because": {"tags": "source: written since (or in the same second)"}, "notes": []}
 timings:
   description: Seconds per phase.
   returned: always
@@ -258,6 +313,14 @@ INLINE_MAP_LIMIT = 500
 COPY_WRITERS = 2
 COPY_QUEUE = 16
 RESTART = object()
+# INNODB_TRX is a cache that InnoDB refreshes only when nobody read it for 100 ms
+PROBE_IDLE = 0.12
+PROBE_ATTEMPTS = 4
+GUARD_ATTEMPTS = 3
+# table_state columns added for checksum reuse (older installs lack them until a promotion writes)
+STATE_COLUMNS = [("source_ident", "CHAR(64) NULL"), ("source_mark", "BIGINT NULL"), ("source_create_time", "BIGINT NULL"),
+                 ("source_table_id", "BIGINT NULL"), ("target_ident", "CHAR(64) NULL"), ("target_mark", "BIGINT NULL"),
+                 ("target_create_time", "BIGINT NULL"), ("target_table_id", "BIGINT NULL")]
 
 
 def argument_spec():
@@ -276,7 +339,13 @@ def argument_spec():
         backup_file=dict(type="path"),
         lock_timeout=dict(type="int", default=10),
         batch_bytes=dict(type="int", default=4 * 1024 * 1024),
+        reuse_checksums=dict(type="bool", default=True),
     )
+
+
+def _reason_of(exc):
+    args = getattr(exc, "args", ())
+    return str(args[1]) if len(args) >= 2 else str(exc)
 
 
 def _dec(value):
@@ -328,6 +397,11 @@ class Replicator:
         self.db = self.p["target"]["database"]
         self.src_db = (self.p.get("source") or {}).get("database")
         self.lock_held = False
+        self.probe_at = {}
+        self.reuse_notes = []
+        self.src_mark = None
+        self.src_stats = {}
+        self.src_reused, self.tgt_reused = {}, {}
         self.stats = {"remapped_roles": {}, "remapped_policies": {}, "user_refs_mapped": 0, "user_refs_nulled": 0,
                       "added_columns": []}
 
@@ -420,6 +494,122 @@ class Replicator:
                 out[name.split(".", 1)[1]] = None if value is None else str(value)
         return out
 
+    # ------------------------------------------------------------------ checksum reuse (see plan.checksum_reusable)
+    def recording(self, ident):
+        """Whether this run trusts and records UPDATE_TIME marks on that server."""
+        return bool(self.p["reuse_checksums"]) and plan.is_mariadb(ident.get("version"))
+
+    def utc_conn(self, side):
+        conn = self._open(side)
+        # UNIX_TIMESTAMP() of information_schema DATETIMEs is exact only in a zone without DST
+        self.run_sql(conn, "SET SESSION time_zone = '+00:00'", record=False)
+        return conn
+
+    def wait_for_next_second(self, conn, newest_write):
+        now = fetch(conn, "SELECT UNIX_TIMESTAMP(NOW(6))")[0][0]
+        delay = plan.seconds_to_next(newest_write, now)
+        if delay:
+            time.sleep(delay)
+
+    def trx_probe(self, side, conn, ignore=()):
+        """(now, writers, problem): the server's clock, then INNODB_TRX read inside a new transaction of
+        ``conn`` (plan.foreign_writers). problem is None or why nothing can be concluded."""
+        try:
+            own = fetch(conn, "SELECT CONNECTION_ID()")[0][0]
+            for _attempt in range(PROBE_ATTEMPTS):
+                idle = PROBE_IDLE - (time.monotonic() - self.probe_at.get(side, -PROBE_IDLE))
+                if idle > 0:
+                    time.sleep(idle)
+                now = fetch(conn, "SELECT UNIX_TIMESTAMP(NOW(6))")[0][0]
+                self.run_sql(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT", record=False)
+                try:
+                    rows = fetch(conn, "SELECT trx_mysql_thread_id, UNIX_TIMESTAMP(trx_started), trx_autocommit_non_locking, "
+                                 "trx_is_read_only FROM information_schema.INNODB_TRX")
+                    # the listing says when it was truncated (memory limit) in a warning
+                    warned = fetch(conn, "SHOW WARNINGS")
+                finally:
+                    self.run_sql(conn, "COMMIT", record=False)
+                    self.probe_at[side] = time.monotonic()
+                writers = plan.foreign_writers(rows, own, ignore)
+                if writers is not None and not warned:
+                    return now, writers, None
+            return None, None, "INNODB_TRX showed no fresh listing (something polls it more often than every 100 ms)"
+        except pymysql.err.MySQLError as exc:
+            return None, None, "cannot read INNODB_TRX (%s); it needs the PROCESS privilege" % _reason_of(exc)
+
+    def table_stats(self, conn, schema):
+        """{table: {engine, create_options, create_time, update_time, table_id}} of a schema's base tables
+        (times in UNIX seconds; table_id None when unknown)."""
+        stats = {}
+        for name, engine, options, created, updated in fetch(
+                conn, "SELECT TABLE_NAME, ENGINE, CREATE_OPTIONS, UNIX_TIMESTAMP(CREATE_TIME), UNIX_TIMESTAMP(UPDATE_TIME) "
+                      "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'", (schema,)):
+            stats[name] = {"engine": engine, "create_options": options, "create_time": created, "update_time": updated,
+                           "table_id": None}
+        wanted = {plan.innodb_name(schema, n): n for n in stats if plan.innodb_name(schema, n)}
+        if wanted:
+            for full, table_id in fetch(conn, "SELECT NAME, TABLE_ID FROM information_schema.INNODB_SYS_TABLES WHERE NAME LIKE %s",
+                                        (schema + "/%",)):
+                if full in wanted:
+                    stats[wanted[full]]["table_id"] = table_id
+        return stats
+
+    def source_mark(self):
+        """The mark of the snapshot about to be taken (plan.write_mark); None when not recorded."""
+        if self.check or not self.recording(self.src_ident):
+            return None
+        # only tables that may be replaced count: kept ones (sessions, activity) are written all the time
+        try:
+            merge_spec = plan.parse_merge_spec(self.p["merge_tables"])
+        except plan.PlanError:
+            merge_spec = {}  # reported by the preflight
+        newest = [plan.whole_seconds(updated) for name, updated in fetch(
+            self.snap, "SELECT TABLE_NAME, UNIX_TIMESTAMP(UPDATE_TIME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (self.src_db,)) if updated is not None and not plan.matches(name, self.p["keep_tables"])
+            and not plan.matches(name, self.p["exclude_tables"]) and plan.merge_column(name, merge_spec) is None]
+        self.wait_for_next_second(self.snap, max(newest) if newest else None)
+        now, writers, problem = self.trx_probe("source", self.snap)
+        if problem:
+            self.reuse_notes.append("source: %s; checksums read in this run are not recorded for reuse" % problem)
+        return plan.write_mark(now, writers)
+
+    def source_guard(self, conn):
+        """None when no write transaction runs on the source right after the snapshot, else why.
+
+        InnoDB stamps UPDATE_TIME just after a commit became visible; a transaction caught between the
+        two would be in the snapshot without its stamp. Such a transaction is still listed."""
+        why = None
+        for _attempt in range(GUARD_ATTEMPTS):
+            _now, writers, problem = self.trx_probe("source", conn, ignore=(self.snap_thread,))
+            if problem:
+                return problem
+            if not writers:
+                return None
+            why = "write transactions were running on the source (thread ids %s)" % ", ".join(
+                sorted({str(w[0]) for w in writers}))
+        return why
+
+    def recorded(self, name, side):
+        row = self.state.get(name) or {}
+        return {"checksum": row.get("%s_checksum" % side), "ident": row.get("%s_ident" % side), "mark": row.get("%s_mark" % side),
+                "create_time": row.get("%s_create_time" % side), "table_id": row.get("%s_table_id" % side)}
+
+    def reusable(self, names, side, ident, stats, reasons):
+        """{table: recorded checksum} for the tables whose recorded checksum may be reused on that side."""
+        out = {}
+        current_ident = plan.server_ident(ident)
+        for name in names:
+            if name not in self.state:
+                reasons[name] = ["no checksum recorded yet (never written by a promotion)"]
+                continue
+            current = dict(stats.get(name) or {}, version=ident.get("version"), ident=current_ident)
+            ok, why = plan.checksum_reusable(self.recorded(name, side), current)
+            if ok:
+                out[name] = str(self.state[name]["%s_checksum" % side])
+            else:
+                reasons.setdefault(name, []).append("%s: %s" % (side, why))
+        return out
+
     def count(self, conn, schema, table, where=""):
         return int(fetch(conn, "SELECT COUNT(*) FROM %s %s" % (qualified(schema, table), where))[0][0])
 
@@ -498,6 +688,8 @@ class Replicator:
         self.clean_leftovers()
         self.run_sql(self.snap, "SET SESSION time_zone = '+00:00'", record=False)
         self.run_sql(self.snap, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", record=False)
+        self.snap_thread = fetch(self.snap, "SELECT CONNECTION_ID()")[0][0]
+        self.src_mark = self.source_mark()
         self.run_sql(self.snap, "START TRANSACTION WITH CONSISTENT SNAPSHOT", record=False)
 
         src_tables, src_views = self.base_tables(self.snap, self.src_db)
@@ -548,6 +740,8 @@ class Replicator:
         self.finish_result()
 
     def finish_result(self):
+        if "checksums" in self.result:
+            self.result["checksums"]["notes"] = self.reuse_summary()
         self.result["preflight"] = dict(self.stats, findings=self.findings)
         self.result["timings"] = self.timings
         self.result["executed_commands"] = self.commands
@@ -799,12 +993,39 @@ class Replicator:
         self.state_schema = state_schema
         if state_schema not in self.schemas(self.tgt):
             return {}
+        names = ["table_name", "source_checksum", "target_checksum", "fingerprint"] + [c for c, _t in STATE_COLUMNS]
         try:
-            rows = fetch(self.tgt, "SELECT table_name, source_checksum, target_checksum, fingerprint FROM %s"
-                         % qualified(state_schema, "table_state"))
+            present = {r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                                           "AND TABLE_NAME = 'table_state'", (state_schema,))}
+            # a state table of an older release lacks the reuse columns: they read as NULL
+            select = ", ".join(quote_ident(c) if c in present else "NULL" for c in names)
+            rows = fetch(self.tgt, "SELECT %s FROM %s" % (select, qualified(state_schema, "table_state")))
         except pymysql.err.MySQLError:
             return {}
-        return {r[0]: {"source_checksum": r[1], "target_checksum": r[2], "fingerprint": r[3]} for r in rows}
+        return {r[0]: dict(zip(names[1:], r[1:])) for r in rows}
+
+    def report_checksums(self, replace, reasons):
+        in_target = [n for n in replace if n in self.tgt_tables]
+        src_computed = sorted(n for n in replace if n not in self.src_reused)
+        tgt_computed = sorted(n for n in in_target if n not in self.tgt_reused)
+        computed = sorted(set(src_computed) | set(tgt_computed))
+        self.result["checksums"] = {
+            "reused": sorted(n for n in replace if n not in computed),
+            "computed": computed,
+            "source": {"reused": sorted(self.src_reused), "computed": src_computed},
+            "target": {"reused": sorted(self.tgt_reused), "computed": tgt_computed},
+            "computed_because": {n: "; ".join(reasons[n]) for n in computed if reasons.get(n)},
+            "notes": self.reuse_summary(),
+        }
+
+    def reuse_summary(self):
+        if not self.p["reuse_checksums"]:
+            return ["reuse_checksums=false: every checksum computed"]
+        notes = []
+        for label, ident in (("source", self.src_ident), ("target", self.tgt_ident)):
+            if not plan.is_mariadb(ident.get("version")):
+                notes.append("%s: %s is not MariaDB: its checksums are always computed" % (label, ident.get("version")))
+        return notes + list(self.reuse_notes)
 
     def merge_part_hash(self, conn, schema, table, columns, split, null):
         cols = ", ".join(quote_ident(c) for c in columns)
@@ -819,6 +1040,11 @@ class Replicator:
         state = self.read_state()
         self.state = state
         replace = [n for n in promoted if self.actions[n] == "replace"]
+        self.comparable = self.src_ident["version"].split("-")[0] == self.tgt_ident["version"].split("-")[0]
+        # recorded checksums stand in for CHECKSUM TABLE only where MariaDB proves the table unchanged
+        reuse = bool(self.p["reuse_checksums"]) and self.comparable and any(n in state for n in replace)
+        reasons = {}
+        tgt_reasons = {}
         # both servers checksum at the same time (the source inside its snapshot)
         tgt_ck = {}
         side = {}
@@ -826,7 +1052,19 @@ class Replicator:
         def target_side():
             try:
                 conn = self._open("target")
-                tgt_ck.update(self.checksums(conn, self.db, [n for n in replace if n in self.tgt_tables]))
+                todo = [n for n in replace if n in self.tgt_tables]
+                if reuse and self.recording(self.tgt_ident):
+                    self.run_sql(conn, "SET SESSION time_zone = '+00:00'", record=False)
+                    try:
+                        stats = self.table_stats(conn, self.db)
+                    except pymysql.err.MySQLError as exc:
+                        self.reuse_notes.append("target: cannot read table statistics (%s); it needs the PROCESS "
+                                                "privilege" % _reason_of(exc))
+                    else:
+                        self.tgt_reused = self.reusable(todo, "target", self.tgt_ident, stats, tgt_reasons)
+                        tgt_ck.update(self.tgt_reused)
+                        todo = [n for n in todo if n not in self.tgt_reused]
+                tgt_ck.update(self.checksums(conn, self.db, todo))
                 side["estimates"] = dict((r[0], int(r[1] or 0)) for r in fetch(
                     conn, "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (self.db,)))
             except Exception as exc:  # noqa: BLE001 - re-raised below
@@ -834,7 +1072,22 @@ class Replicator:
 
         thread = threading.Thread(target=target_side, daemon=True)
         thread.start()
-        src_ck = self.checksums(self.snap, self.src_db, replace)
+        src_ck = {}
+        if self.recording(self.src_ident) and (reuse or (not self.check and self.src_mark is not None)):
+            conn = self.utc_conn("source")
+            guard = self.source_guard(conn) if reuse else "not needed"
+            try:
+                # read after the guard: every commit the snapshot sees has stamped its UPDATE_TIME by now
+                self.src_stats = self.table_stats(conn, self.src_db)
+            except pymysql.err.MySQLError as exc:
+                guard = "cannot read table statistics (%s); it needs the PROCESS privilege" % _reason_of(exc)
+                self.src_stats = {}
+            if reuse and guard is None:
+                self.src_reused = self.reusable(replace, "source", self.src_ident, self.src_stats, reasons)
+                src_ck.update(self.src_reused)
+            elif reuse:
+                self.reuse_notes.append("source: %s; source checksums computed" % guard)
+        src_ck.update(self.checksums(self.snap, self.src_db, [n for n in replace if n not in self.src_reused]))
         src_est = dict((r[0], int(r[1] or 0)) for r in fetch(
             self.snap, "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
             (self.src_db,)))
@@ -843,7 +1096,9 @@ class Replicator:
             raise side["error"]
         tgt_est = side.get("estimates", {})
         self.src_ck, self.tgt_ck = src_ck, tgt_ck
-        self.comparable = self.src_ident["version"].split("-")[0] == self.tgt_ident["version"].split("-")[0]
+        for name, why in tgt_reasons.items():
+            reasons.setdefault(name, []).extend(w for w in why if w not in reasons[name])
+        self.report_checksums(replace, reasons)
         if not self.comparable:
             self.add("checksums", "warning", "source (%s) and target (%s) run different server versions: CHECKSUM TABLE "
                      "values are not comparable, every table is copied and verified by row counts"
@@ -953,6 +1208,11 @@ class Replicator:
             fixes = plan.plan_fk_fixups(fks, self.db, backup, self.swap_out, shadow, self.swap_in)
             for sql in plan.fk_group_sql(fixes["pre_repoint"], "drop") + plan.fk_group_sql(fixes["pre_repoint"], "add"):
                 self.run_sql(self.tgt, sql)
+            # after our last write to the shadow tables, before they go live
+            t_mark = time.monotonic()
+            marks = self.target_mark(shadow)
+            self.timed("mark", t_mark)
+            t += time.monotonic() - t_mark  # the swap phase's time leaves the mark out
             rename = plan.build_rename(self.db, backup, self.swap_out, shadow, self.swap_in)
             if self.swap_out:
                 self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
@@ -1008,9 +1268,57 @@ class Replicator:
         t = time.monotonic()
         if shadow_created:
             self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(shadow))
+        self.complete_state(marks)
         self.save_state(backup if self.swap_out else None)
         self.prune(plan.BACKUP_MARK)
         self.timed("finish", t)
+
+    def target_mark(self, shadow):
+        """{mark, ids} for the tables about to go live (plan.write_mark), None when not recorded."""
+        recorded = sorted(getattr(self, "new_state", {}))
+        if not recorded or not self.recording(self.tgt_ident):
+            return None
+        conn = self.utc_conn("target")
+        try:
+            stats = self.table_stats(conn, shadow)
+        except pymysql.err.MySQLError as exc:
+            self.reuse_notes.append("target: cannot read table statistics (%s); it needs the PROCESS privilege" % _reason_of(exc))
+            return None
+        newest = [plan.whole_seconds(stats.get(n, {}).get("update_time")) for n in recorded]
+        newest = [x for x in newest if x is not None]
+        # our own last write must be in an earlier second than the mark, or the next run cannot trust it
+        self.wait_for_next_second(conn, max(newest) if newest else None)
+        now, writers, problem = self.trx_probe("target", conn)
+        if problem:
+            self.reuse_notes.append("target: %s; target checksums are not recorded for reuse" % problem)
+            return None
+        return {"mark": plan.write_mark(now, writers), "ids": {n: stats.get(n, {}).get("table_id") for n in recorded},
+                "conn": conn}
+
+    def complete_state(self, marks):
+        """Add what the next run needs to trust the recorded checksums (plan.checksum_reusable)."""
+        new_state = getattr(self, "new_state", {})
+        if not new_state:
+            return
+        live = {}
+        if marks is not None:
+            try:
+                # after the cut-over: RENAME TABLE changed CREATE_TIME, the table ids moved along
+                live = self.table_stats(marks["conn"], self.db)
+            except pymysql.err.MySQLError as exc:
+                self.reuse_notes.append("target: cannot read table statistics (%s)" % _reason_of(exc))
+        src_ident = plan.server_ident(self.src_ident)
+        tgt_ident = plan.server_ident(self.tgt_ident)
+        for name, entry in new_state.items():
+            src = self.src_stats.get(name) or {}
+            if self.src_mark is not None and src.get("table_id") is not None:
+                entry.update(source_ident=src_ident, source_mark=self.src_mark, source_create_time=src.get("create_time"),
+                             source_table_id=src.get("table_id"))
+            now_live = live.get(name) or {}
+            shadow_id = marks["ids"].get(name) if marks else None
+            if marks and marks["mark"] is not None and shadow_id is not None and str(now_live.get("table_id")) == str(shadow_id):
+                entry.update(target_ident=tgt_ident, target_mark=marks["mark"], target_create_time=now_live.get("create_time"),
+                             target_table_id=shadow_id)
 
     def open_loader(self, shadow):
         loader = self._open("target", database=False)
@@ -1065,6 +1373,13 @@ class Replicator:
             if got != self.copied[name]:
                 raise Failure("verification failed for %s: %d rows read from the source, %d in the shadow copy"
                               % (name, self.copied[name], got))
+            if self.comparable and name in plain and shadow_ck.get(name) != self.src_ck.get(name) and name in self.src_reused:
+                # the recorded checksum stood in for the source's: compute the real one before judging the copy
+                real = self.checksums(self.snap, self.src_db, [name]).get(name)
+                self.add("checksums", "warning", "%s: the checksum recorded by the last promotion (%s) no longer matched the "
+                         "source (%s) although its statistics said unchanged" % (name, self.src_ck.get(name), real))
+                self.src_ck[name] = real
+                del self.src_reused[name]
             if self.comparable and name in plain and shadow_ck.get(name) != self.src_ck.get(name):
                 raise Failure("verification failed for %s: checksum %s in the shadow copy, %s in the source snapshot"
                               % (name, shadow_ck.get(name), self.src_ck.get(name)))
@@ -1083,7 +1398,8 @@ class Replicator:
         after_ck = self.checksums(self.tgt, shadow, transformed) if transformed else {}
         for name in replaced:
             fp = self.user_fp if name in transformed else None
-            self.new_state[name] = (self.src_ck.get(name), after_ck.get(name, shadow_ck.get(name)), fp)
+            self.new_state[name] = {"source_checksum": self.src_ck.get(name),
+                                    "target_checksum": after_ck.get(name, shadow_ck.get(name)), "fingerprint": fp}
 
     def copy_tables(self, names, shadow, batch):
         """Stream tables from the one snapshot connection into the shadow schema.
@@ -1308,7 +1624,15 @@ class Replicator:
         self.run_sql(self.tgt, "CREATE DATABASE IF NOT EXISTS %s" % quote_ident(schema))
         self.run_sql(self.tgt, "CREATE TABLE IF NOT EXISTS %s (table_name VARCHAR(64) NOT NULL PRIMARY KEY, "
                      "source_checksum VARCHAR(32) NULL, target_checksum VARCHAR(32) NULL, fingerprint CHAR(64) NULL, "
-                     "updated_at DATETIME NOT NULL) ENGINE=InnoDB" % qualified(schema, "table_state"))
+                     "updated_at DATETIME NOT NULL, %s) ENGINE=InnoDB" % (
+                         qualified(schema, "table_state"), ", ".join("%s %s" % (c, t) for c, t in STATE_COLUMNS)))
+        present = {r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                                       "AND TABLE_NAME = 'table_state'", (schema,))}
+        missing = [(c, t) for c, t in STATE_COLUMNS if c not in present]
+        if missing:
+            # a state table of an older release: add the checksum-reuse columns (NULL: nothing to reuse yet)
+            self.run_sql(self.tgt, "ALTER TABLE %s %s" % (qualified(schema, "table_state"), ", ".join(
+                "ADD COLUMN %s %s" % (c, t) for c, t in missing)))
         self.run_sql(self.tgt, "CREATE TABLE IF NOT EXISTS %s (backup_schema VARCHAR(64) NOT NULL PRIMARY KEY, "
                      "created_at DATETIME NOT NULL, swapped_in LONGTEXT NOT NULL, swapped_out LONGTEXT NOT NULL, "
                      "kept_remaps LONGTEXT NOT NULL) ENGINE=InnoDB" % qualified(schema, "backups"))
@@ -1316,9 +1640,11 @@ class Replicator:
 
     def save_state(self, backup):
         schema = self.ensure_state_schema()
-        for name, (src, tgt, fp) in sorted(getattr(self, "new_state", {}).items()):
-            self.run_sql(self.tgt, "REPLACE INTO %s VALUES (%%s, %%s, %%s, %%s, UTC_TIMESTAMP())"
-                         % qualified(schema, "table_state"), (name, src, tgt, fp), record=False)
+        names = ["source_checksum", "target_checksum", "fingerprint"] + [c for c, _t in STATE_COLUMNS]
+        for name, entry in sorted(getattr(self, "new_state", {}).items()):
+            self.run_sql(self.tgt, "REPLACE INTO %s (table_name, updated_at, %s) VALUES (%%s, UTC_TIMESTAMP(), %s)" % (
+                qualified(schema, "table_state"), ", ".join(names), ", ".join(["%s"] * len(names))),
+                (name,) + tuple(entry.get(c) for c in names), record=False)
         if backup:
             remaps = {"roles": self.role_map, "policies": self.policy_map, "nulled": getattr(self, "nulled", []),
                       "role_columns": [list(x) for x in self.role_cols if self.actions.get(x[0]) == "keep"],
