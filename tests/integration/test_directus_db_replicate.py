@@ -412,3 +412,237 @@ def test_every_type_copied_byte_identical(sandbox, run_module):
     assert checksums(sb.prod, promoted, method="checksum_table") == checksums(sb.staging, promoted, method="checksum_table")
     shows = {t: q(sb.prod, "SHOW CREATE TABLE directus.`%s`" % t)[0][1] for t in promoted}
     assert shows == {t: q(sb.staging, "SHOW CREATE TABLE directus.`%s`" % t)[0][1] for t in promoted}
+
+
+# --------------------------------------------------------------------------- checksum reuse (no-change re-runs)
+
+def com_checksum(server):
+    """CHECKSUM TABLE statements the server has run, all sessions together."""
+    return int(q(server, "SHOW GLOBAL STATUS LIKE 'Com_checksum'")[0][1])
+
+
+def run_counting_checksums(sb, run_module, args):
+    before = com_checksum(sb.staging), com_checksum(sb.prod)
+    result = run_module(MODULE, args)
+    assert not result.get("failed"), result.get("msg")
+    return result, (com_checksum(sb.staging) - before[0], com_checksum(sb.prod) - before[1])
+
+
+def replaced_tables(result):
+    return sorted(t["name"] for t in result["tables"] if t["policy"] == "replace")
+
+
+# one production-only edit for each replaced table the fixtures build identically on both sides
+PROD_EDITS = {
+    "directus_collections": "UPDATE directus.directus_collections SET note = 'production only' ORDER BY collection LIMIT 1",
+    "directus_folders": "UPDATE directus.directus_folders SET name = CONCAT(name, ' (production)') ORDER BY id LIMIT 1",
+    "directus_relations": "UPDATE directus.directus_relations SET one_deselect_action = 'delete' ORDER BY id LIMIT 1",
+}
+
+
+def promote_everything(sb, run_module):
+    """A first promotion that copies every replaced table (so every one gets a recorded checksum).
+
+    A table identical on both sides would be left alone and never recorded: edit those on prod first."""
+    planned = run_module(MODULE, promote_args(sb), check=True)
+    same = [t["name"] for t in planned["tables"] if t["policy"] == "replace" and t["action"] == "unchanged"]
+    assert set(same) <= set(PROD_EDITS), same
+    for name in same:
+        q(sb.prod, PROD_EDITS[name])
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed"), result.get("msg")
+    assert set(replaced_tables(result)) <= set(result["changed_tables"])
+    return result
+
+
+def state_row(sb, table):
+    rows = q(sb.prod, "SELECT source_mark, target_mark, source_table_id, target_table_id FROM "
+                      "directus__promote_state.table_state WHERE table_name = %s", (table,))
+    return dict(zip(("source_mark", "target_mark", "source_table_id", "target_table_id"), rows[0])) if rows else None
+
+
+def trx_start(conn):
+    """UNIX second the connection's open transaction started (what InnoDB stamps as UPDATE_TIME)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT UNIX_TIMESTAMP(trx_started) FROM information_schema.INNODB_TRX "
+                    "WHERE trx_mysql_thread_id = CONNECTION_ID()")
+        return int(cur.fetchone()[0])
+
+
+def first_article(server):
+    return q(server, "SELECT id FROM directus.articles ORDER BY id LIMIT 1")[0][0]
+
+
+def assert_articles_promoted(sb):
+    assert rows_hash(sb.prod, "articles", USER_COLUMNS) == rows_hash(sb.staging, "articles", USER_COLUMNS)
+
+
+def test_no_change_rerun_reuses_recorded_checksums(fresh, run_module):
+    sb = fresh
+    first = promote_everything(sb, run_module)
+    replaced = replaced_tables(first)
+    assert first["checksums"]["reused"] == []
+    assert state_row(sb, "articles")["source_mark"] is not None and state_row(sb, "articles")["target_mark"] is not None
+
+    ck, sch, cnt = checksums(sb.prod, method="checksum_table"), schemas(sb.prod), write_counters(sb.prod)
+    again, statements = run_counting_checksums(sb, run_module, promote_args(sb))
+    assert again["changed"] is False and again["changed_tables"] == [] and again["executed_commands"] == []
+    assert again["checksums"]["reused"] == replaced and again["checksums"]["computed"] == []
+    assert again["checksums"]["source"]["reused"] == replaced and again["checksums"]["target"]["reused"] == replaced
+    # the servers agree: not one CHECKSUM TABLE statement on either side, and nothing written
+    assert statements == (0, 0)
+    assert_unchanged(sb, ck, sch, cnt)
+    # check mode reuses as well
+    planned = run_module(MODULE, promote_args(sb), check=True)
+    assert planned["changed"] is False and planned["checksums"]["computed"] == []
+
+
+def test_staging_write_right_after_a_promotion_is_promoted(fresh, run_module):
+    sb = fresh
+    promote_everything(sb, run_module)
+    # same second as the promotion's end (and possibly its mark): UPDATE_TIME is not after the mark, yet it counts
+    q(sb.staging, "UPDATE directus.articles SET title = CONCAT(title, ' (same second)') WHERE id = %s", (first_article(sb.staging),))
+    again, statements = run_counting_checksums(sb, run_module, promote_args(sb))
+    assert again["changed"] is True and again["changed_tables"] == ["articles"]
+    assert again["checksums"]["source"]["computed"] == ["articles"]
+    assert "source: written since" in again["checksums"]["computed_because"]["articles"]
+    assert statements[0] >= 1
+    assert_articles_promoted(sb)
+
+
+def test_production_write_to_a_replaced_table_is_undone(fresh, run_module):
+    sb = fresh
+    promote_everything(sb, run_module)
+    q(sb.prod, "UPDATE directus.articles SET title = 'changed on production' WHERE id = %s", (first_article(sb.prod),))
+    again = run_module(MODULE, promote_args(sb))
+    assert again["changed_tables"] == ["articles"], again.get("msg")
+    assert again["checksums"]["target"]["computed"] == ["articles"]
+    assert again["checksums"]["source"]["reused"] == replaced_tables(again)
+    assert_articles_promoted(sb)
+    # TRUNCATE keeps both UPDATE_TIME and CREATE_TIME: the table id tells
+    conn = sb.prod.root_connect()
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION foreign_key_checks = 0")
+        cur.execute("TRUNCATE TABLE directus.tags")
+    conn.close()
+    again = run_module(MODULE, promote_args(sb))
+    assert again["changed_tables"] == ["tags"], again.get("msg")
+    assert "another table object" in again["checksums"]["computed_because"]["tags"]
+    assert checksums(sb.prod, ["tags"]) == checksums(sb.staging, ["tags"])
+
+
+def test_source_transaction_spanning_a_promotion_is_not_missed(fresh, run_module):
+    """InnoDB stamps UPDATE_TIME with the transaction's START time: an edit that began before a promotion's
+    snapshot and commits after it carries an older stamp than a plain 'now' mark."""
+    sb = fresh
+    promote_everything(sb, run_module)
+    editor = sb.staging.root_connect()
+    try:
+        with editor.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("UPDATE directus.articles SET title = 'slow editor' WHERE id = %s", (first_article(sb.staging),))
+        started = trx_start(editor)
+        time.sleep(1.2)
+        # a promotion that copies articles (production changed it) while the edit is still open
+        q(sb.prod, "UPDATE directus.articles SET title = 'changed on production' WHERE id = %s", (first_article(sb.prod),))
+        during = run_module(MODULE, promote_args(sb))
+        assert during["changed_tables"] == ["articles"], during.get("msg")
+        # the open transaction also kept the source checksums from being reused right after the snapshot
+        assert any("write transactions were running on the source" in n for n in during["checksums"]["notes"])
+        assert state_row(sb, "articles")["source_mark"] <= started
+        editor.commit()
+    finally:
+        editor.close()  # an open transaction would block the next test's DROP DATABASE
+    after = run_module(MODULE, promote_args(sb))
+    assert after["changed_tables"] == ["articles"], after.get("msg")
+    assert "source: written since" in after["checksums"]["computed_because"]["articles"]
+    assert q(sb.prod, "SELECT COUNT(*) FROM directus.articles WHERE title = 'slow editor'")[0][0] == 1
+    assert_articles_promoted(sb)
+
+
+def test_production_transaction_spanning_the_cut_over_is_not_missed(fresh, run_module):
+    """A production transaction that started before the swap and writes the new live table after it."""
+    sb = fresh
+    promote_everything(sb, run_module)
+    app = sb.prod.root_connect()
+    try:
+        with app.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cur.execute("BEGIN")
+            cur.execute("SELECT COUNT(*) FROM directus.directus_migrations")  # starts it; the promotion leaves that table alone
+        started = trx_start(app)
+        time.sleep(1.2)
+        s = sb.staging.root_connect()
+        fx.staging_edit(s, DB, seed=11)
+        s.close()
+        during = run_module(MODULE, promote_args(sb))
+        assert "articles" in during["changed_tables"], during.get("msg")
+        assert state_row(sb, "articles")["target_mark"] <= started
+        with app.cursor() as cur:
+            cur.execute("UPDATE directus.articles SET title = 'written by a transaction older than the swap' WHERE id = %s",
+                        (first_article(sb.prod),))
+        app.commit()
+    finally:
+        app.close()
+    after = run_module(MODULE, promote_args(sb))
+    assert after["changed_tables"] == ["articles"], after.get("msg")
+    assert "target: written since" in after["checksums"]["computed_because"]["articles"]
+    assert_articles_promoted(sb)
+
+
+def test_after_a_rollback_checksums_are_computed(fresh, run_module):
+    sb = fresh
+    promote_everything(sb, run_module)
+    back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert back["changed"] is True, back.get("msg")
+    again, statements = run_counting_checksums(sb, run_module, promote_args(sb))
+    assert again["changed"] is True
+    assert again["checksums"]["reused"] == [] and again["checksums"]["computed"] == replaced_tables(again)
+    assert statements[0] >= 1 and statements[1] >= 1
+    assert checksums(sb.prod, IDENTICAL) == checksums(sb.staging, IDENTICAL)
+    assert_articles_promoted(sb)
+
+
+def test_reuse_checksums_false_computes_every_checksum_and_records_nothing(fresh, run_module):
+    sb = fresh
+    promote_everything(sb, run_module)
+    again, statements = run_counting_checksums(sb, run_module, promote_args(sb, reuse_checksums=False))
+    assert again["changed"] is False
+    assert again["checksums"]["reused"] == [] and again["checksums"]["computed"] == replaced_tables(again)
+    assert again["checksums"]["notes"] == ["reuse_checksums=false: every checksum computed"]
+    assert statements[0] >= 1 and statements[1] >= 1
+    # a promotion with reuse off records no marks: the next run computes what it copied
+    s = sb.staging.root_connect()
+    fx.staging_edit(s, DB, seed=5)
+    s.close()
+    written = run_module(MODULE, promote_args(sb, reuse_checksums=False))
+    assert written["changed_tables"] == ["articles", "directus_permissions"], written.get("msg")
+    assert state_row(sb, "articles")["source_mark"] is None
+    after = run_module(MODULE, promote_args(sb))
+    assert after["changed"] is False
+    because = after["checksums"]["computed_because"]
+    assert "no recorded ident" in because["articles"] and "no recorded ident" in because["directus_permissions"]
+    # articles_tags was not copied, but its foreign keys to articles were re-created (ALTER TABLE): it is not
+    # recorded again by a run that did not copy it, so from now on it is computed until a promotion copies it
+    assert sorted(after["checksums"]["computed"]) == ["articles", "articles_tags", "directus_permissions"]
+    assert "target: created, renamed or altered since" in because["articles_tags"]
+
+
+def test_state_table_of_an_older_release_is_extended_only_by_a_writing_run(fresh, run_module):
+    sb = fresh
+    promote_everything(sb, run_module)
+    q(sb.prod, "ALTER TABLE directus__promote_state.table_state DROP COLUMN source_ident, DROP COLUMN source_mark, "
+               "DROP COLUMN source_create_time, DROP COLUMN source_table_id, DROP COLUMN target_ident, DROP COLUMN target_mark, "
+               "DROP COLUMN target_create_time, DROP COLUMN target_table_id")
+    cnt = write_counters(sb.prod)
+    again = run_module(MODULE, promote_args(sb))
+    assert again["changed"] is False and again["checksums"]["reused"] == [], again.get("msg")
+    assert write_counters(sb.prod) == cnt
+    s = sb.staging.root_connect()
+    fx.staging_edit(s, DB, seed=6)
+    s.close()
+    written = run_module(MODULE, promote_args(sb))
+    assert written["changed"] is True, written.get("msg")
+    assert state_row(sb, "articles")["target_mark"] is not None
+    after = run_module(MODULE, promote_args(sb))
+    assert after["changed"] is False and "articles" in after["checksums"]["reused"]
