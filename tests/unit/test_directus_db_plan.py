@@ -318,10 +318,10 @@ def test_checksum_reusable_when_unwritten_since_the_mark():
     (dict(create_time=None), "renamed or altered"),
     (dict(table_id=43), "TRUNCATE"),                               # TRUNCATE / IMPORT TABLESPACE keep both times
     (dict(table_id=None), "TRUNCATE"),
-    (dict(ident=plan.server_ident({"hostname": "db2", "port": 3306, "datadir": "/var/lib/mysql/",
-                                    "database": "directus"})), "another server"),
-    (dict(ident=plan.server_ident({"hostname": "db1", "port": 3306, "datadir": "/var/lib/mysql/",
-                                    "database": "directus_copy"})), "another server or schema"),
+    (dict(ident=plan.server_ident(dict(hostname="db2", port=3306, datadir="/var/lib/mysql/", database="directus"))),
+     "another server"),
+    (dict(ident=plan.server_ident(dict(hostname="db1", port=3306, datadir="/var/lib/mysql/", database="directus_copy"))),
+     "another server or schema"),
     (dict(version="8.0.36"), "not MariaDB"),                       # MySQL 8 caches information_schema statistics
     (dict(engine="Aria"), "not an InnoDB table"),
     (dict(create_options="partitioned"), "partitioned"),
