@@ -529,6 +529,13 @@ def test_production_write_to_a_replaced_table_is_undone(fresh, run_module):
     assert again["changed_tables"] == ["tags"], again.get("msg")
     assert "another table object" in again["checksums"]["computed_because"]["tags"]
     assert checksums(sb.prod, ["tags"]) == checksums(sb.staging, ["tags"])
+    # a write that reaches a replaced table only through ON DELETE SET NULL stamps that table as well
+    author = q(sb.prod, "SELECT author FROM directus.articles WHERE author IS NOT NULL LIMIT 1")[0][0]
+    q(sb.prod, "DELETE FROM directus.authors WHERE id = %s", (author,))
+    again = run_module(MODULE, promote_args(sb))
+    assert again["changed_tables"] == ["articles", "authors"], again.get("msg")
+    assert "target: written since" in again["checksums"]["computed_because"]["articles"]
+    assert_articles_promoted(sb)
 
 
 def test_source_transaction_spanning_a_promotion_is_not_missed(fresh, run_module):
