@@ -299,6 +299,26 @@ def test_more_than_1000_objects_paginate(sandbox, buckets, run_module):
     assert again["changed"] is False and again["counts"]["unchanged"] == 1105
 
 
+def test_listing_asks_for_each_page_once(sandbox, buckets, run_module, recording_proxy):
+    # A 2,300-key source is three ListObjectsV2 pages: three list requests,
+    # each with its own continuation token, and no HeadObject on the re-run.
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    keys = ["q/%04d" % i for i in range(2300)]
+    put_many(s3, src, keys, body=lambda key: b"y")
+    put_many(s3, dst, keys[::2], body=lambda key: b"y")
+    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
+    assert not result.get("failed"), result.get("msg")
+    assert result["counts"]["copied"] == 1150 and result["counts"]["unchanged"] == 1150
+    for bucket, pages in ((src, 3), (dst, 2)):
+        lists = [r.query for r in recording_proxy.requests if r.method == "GET" and r.path == "/" + bucket]
+        assert len(lists) == pages and len(set(lists)) == pages, lists
+    recording_proxy.clear()
+    again = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
+    assert again["changed"] is False and again["counts"]["unchanged"] == 2300
+    assert len([r for r in recording_proxy.requests if r.path == "/" + dst]) == 3
+
+
 # ---------------------------------------------------------------- errors
 
 def test_missing_bucket_gives_one_clear_message(sandbox, buckets, run_module):
