@@ -603,9 +603,10 @@ class Replicator:
                 reasons[name] = ["no checksum recorded yet (never written by a promotion)"]
                 continue
             current = dict(stats.get(name) or {}, version=ident.get("version"), ident=current_ident)
-            ok, why = plan.checksum_reusable(self.recorded(name, side), current)
+            recorded = self.recorded(name, side)
+            ok, why = plan.checksum_reusable(recorded, current)
             if ok:
-                out[name] = str(self.state[name]["%s_checksum" % side])
+                out[name] = str(recorded["checksum"])
             else:
                 reasons.setdefault(name, []).append("%s: %s" % (side, why))
         return out
@@ -995,14 +996,18 @@ class Replicator:
             return {}
         names = ["table_name", "source_checksum", "target_checksum", "fingerprint"] + [c for c, _t in STATE_COLUMNS]
         try:
-            present = {r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-                                           "AND TABLE_NAME = 'table_state'", (state_schema,))}
+            present = self.state_columns(state_schema)
             # a state table of an older release lacks the reuse columns: they read as NULL
             select = ", ".join(quote_ident(c) if c in present else "NULL" for c in names)
             rows = fetch(self.tgt, "SELECT %s FROM %s" % (select, qualified(state_schema, "table_state")))
         except pymysql.err.MySQLError:
             return {}
         return {r[0]: dict(zip(names[1:], r[1:])) for r in rows}
+
+    def state_columns(self, state_schema):
+        """Column names of the state schema's table_state (older releases have fewer)."""
+        return {r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                                    "AND TABLE_NAME = 'table_state'", (state_schema,))}
 
     def report_checksums(self, replace, reasons):
         in_target = [n for n in replace if n in self.tgt_tables]
@@ -1626,8 +1631,7 @@ class Replicator:
                      "source_checksum VARCHAR(32) NULL, target_checksum VARCHAR(32) NULL, fingerprint CHAR(64) NULL, "
                      "updated_at DATETIME NOT NULL, %s) ENGINE=InnoDB" % (
                          qualified(schema, "table_state"), ", ".join("%s %s" % (c, t) for c, t in STATE_COLUMNS)))
-        present = {r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-                                       "AND TABLE_NAME = 'table_state'", (schema,))}
+        present = self.state_columns(schema)
         missing = [(c, t) for c, t in STATE_COLUMNS if c not in present]
         if missing:
             # a state table of an older release: add the checksum-reuse columns (NULL: nothing to reuse yet)
