@@ -699,14 +699,12 @@ def verify_recorded(module, client, plan, target_bucket, target_prefix, workers)
 
     if not len(plan.verify):
         return []
-    unchanged = bytearray()
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for same in pool.map(head, plan.verify):
-                unchanged.append(same)
+            return list(pool.map(head, plan.verify))
     except (BotoCoreError, ClientError) as exc:
         module.fail_json(msg="Cannot read the metadata of target objects in bucket %r: %s" % (target_bucket, aws_error_message(exc)))
-    return [bool(flag) for flag in unchanged]
+    return []  # not reached: fail_json exits
 
 
 def choose_method(module, target_client, plan, source_bucket, source_prefix):
