@@ -469,6 +469,22 @@ def trx_start(conn):
         return int(cur.fetchone()[0])
 
 
+def open_transaction(server, *statements):
+    """A root connection of ``server`` in a transaction that ``statements`` ((sql, args) pairs) started,
+    and the UNIX second it started; returns after that second is more than a second old."""
+    conn = server.root_connect()
+    try:
+        with conn.cursor() as cur:
+            for sql, args in statements:
+                cur.execute(sql, args)
+        started = trx_start(conn)
+    except BaseException:
+        conn.close()
+        raise
+    time.sleep(1.2)
+    return conn, started
+
+
 def first_article(server):
     return q(server, "SELECT id FROM directus.articles ORDER BY id LIMIT 1")[0][0]
 
@@ -543,13 +559,9 @@ def test_source_transaction_spanning_a_promotion_is_not_missed(fresh, run_module
     snapshot and commits after it carries an older stamp than a plain 'now' mark."""
     sb = fresh
     promote_everything(sb, run_module)
-    editor = sb.staging.root_connect()
+    editor, started = open_transaction(sb.staging, ("BEGIN", None), (
+        "UPDATE directus.articles SET title = 'slow editor' WHERE id = %s", (first_article(sb.staging),)))
     try:
-        with editor.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("UPDATE directus.articles SET title = 'slow editor' WHERE id = %s", (first_article(sb.staging),))
-        started = trx_start(editor)
-        time.sleep(1.2)
         # a promotion that copies articles (production changed it) while the edit is still open
         q(sb.prod, "UPDATE directus.articles SET title = 'changed on production' WHERE id = %s", (first_article(sb.prod),))
         during = run_module(MODULE, promote_args(sb))
@@ -571,14 +583,10 @@ def test_production_transaction_spanning_the_cut_over_is_not_missed(fresh, run_m
     """A production transaction that started before the swap and writes the new live table after it."""
     sb = fresh
     promote_everything(sb, run_module)
-    app = sb.prod.root_connect()
+    app, started = open_transaction(
+        sb.prod, ("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", None), ("BEGIN", None),
+        ("SELECT COUNT(*) FROM directus.directus_migrations", None))  # starts it; the promotion leaves that table alone
     try:
-        with app.cursor() as cur:
-            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            cur.execute("BEGIN")
-            cur.execute("SELECT COUNT(*) FROM directus.directus_migrations")  # starts it; the promotion leaves that table alone
-        started = trx_start(app)
-        time.sleep(1.2)
         s = sb.staging.root_connect()
         fx.staging_edit(s, DB, seed=11)
         s.close()
