@@ -717,3 +717,73 @@ def table_diff(before, after):
     lines_before = ["%s: %s" % (t, before[t]) for t in sorted(before)]
     lines_after = ["%s: %s" % (t, after[t]) for t in sorted(after)]
     return "\n".join(lines_before) + "\n", "\n".join(lines_after) + "\n"
+
+
+# --------------------------------------------------------------------------- backup recycling
+#
+# A promotion writes every row of each replaced table into a new shadow table, although most rows
+# usually equal those of an earlier promotion. The oldest backup schema that this promotion prunes
+# anyway holds such an earlier generation: its table is moved into the shadow schema and only the
+# rows that differ from the source snapshot (by an MD5 of each row's literal text) are deleted and
+# re-inserted. The newest backup (what rollback swaps back in) is never a donor.
+
+RECYCLE_MAX_SHARE = 0.5
+DIGEST_HEX = 32
+
+
+def recycle_donor(schemas, database, keep):
+    """The backup schema a promotion may take tables from, or None.
+
+    The newest of the backups that pruning removes once this promotion has added its own, as long
+    as it is not the newest backup of all (the rollback target while the promotion runs).
+    """
+    backups = schemas_with_mark(schemas, database, BACKUP_MARK)
+    if keep < 0:
+        raise PlanError("keep_backups must be >= 0")
+    doomed = [b for b in backups[:max(0, len(backups) + 1 - keep)] if b != backups[-1]]
+    return doomed[-1] if doomed else None
+
+
+def without_foreign_keys(create_sql):
+    """SHOW CREATE TABLE without its FOREIGN KEY constraint lines (a recycled table gets the source's)."""
+    lines = [line for line in (create_sql or "").split("\n") if not _FK_LINE.match(line)]
+    return "\n".join(lines)
+
+
+def same_table_shape(create_a, create_b):
+    """Columns, indexes and table options equal (AUTO_INCREMENT and foreign keys aside)."""
+    return normalize_create(without_foreign_keys(create_a)) == normalize_create(without_foreign_keys(create_b))
+
+
+def shadow_fk_clauses(create_sql, live, shadow, local_tables):
+    """The source's FK clauses with every parent qualified: shadow tables in ``shadow``, others in ``live``."""
+    clauses = fk_clauses(create_sql)
+    return [qualify_references(qualify_references(clauses[name], live, local_tables), shadow, ())
+            for name in sorted(clauses)]
+
+
+def auto_increment(create_sql):
+    """The AUTO_INCREMENT counter of a SHOW CREATE TABLE, or None."""
+    m = re.search(r"\bAUTO_INCREMENT=(\d+)", create_sql or "")
+    return int(m.group(1)) if m else None
+
+
+def line_key(line):
+    """The key literal (``('id')``, ``(1,'x')``) of a ``<md5 hex><hex of the key literal>`` digest line."""
+    return bytes.fromhex(line[DIGEST_HEX:].decode("ascii"))
+
+
+def row_delta(source_lines, target_lines):
+    """(keys to delete, source lines to insert) from two sets of digest lines.
+
+    A changed row is in both: its old version leaves, the source's comes in. Sorted, so that the plan
+    is deterministic.
+    """
+    delete = sorted(line_key(line) for line in target_lines - source_lines)
+    return delete, sorted(source_lines - target_lines)
+
+
+def recycle_pays(source_rows, target_rows, delete, insert):
+    """Recycling beats a full copy when the rows to rewrite are at most a share of the table."""
+    changed = len(delete) + len(insert)
+    return changed <= RECYCLE_MAX_SHARE * max(int(source_rows), int(target_rows), 1)

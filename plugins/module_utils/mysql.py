@@ -235,6 +235,18 @@ def server_row_sql(columns, kinds, exprs=None):
     return "CONCAT(%s)" % ", ".join(parts)
 
 
+def row_digest_sql(columns, exprs=None):
+    """MD5 of a row's values, each length-prefixed so that no two different rows concatenate alike.
+
+    Compares rows across servers without sending them; ``exprs`` as for server_row_sql.
+    """
+    parts = []
+    for column in columns:
+        col = (exprs or {}).get(column) or quote_ident(column)
+        parts.append("IFNULL(CONCAT(LENGTH(%s), ':', %s), 'N')" % (col, col))
+    return "MD5(CONCAT(%s))" % ", ".join(parts)
+
+
 def server_row_encoder(row):
     value = row[0]
     if value is None:

@@ -79,3 +79,9 @@ def test_server_row_sql_builds_literals_on_the_server():
 def test_case_map_sql():
     sql = mysql.case_map_sql("user_created", {"s2": None, "s1": "t1"}, mysql.quote_string)
     assert sql == "CASE `user_created` WHEN 's1' THEN 't1' WHEN 's2' THEN NULL ELSE `user_created` END"
+
+
+def test_row_digest_sql_length_prefixes_every_value():
+    sql = mysql.row_digest_sql(["id", "title"], {"title": "UPPER(`title`)"})
+    assert sql == ("MD5(CONCAT(IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'), "
+                   "IFNULL(CONCAT(LENGTH(UPPER(`title`)), ':', UPPER(`title`)), 'N')))")

@@ -368,3 +368,85 @@ def test_innodb_name_only_for_plain_names():
     assert plan.innodb_name("directus", "articles") == "directus/articles"
     assert plan.innodb_name("my-db", "articles") is None         # stored as my@002ddb: unknown id, never reused
     assert plan.innodb_name("directus", "ärger") is None
+
+
+# --------------------------------------------------------------------------- backup recycling
+
+def backups(*stamps):
+    return ["directus__backup_%s" % s for s in stamps] + ["directus", "directus__promote_state", "other__backup_20250101T000000"]
+
+
+def test_recycle_donor_is_a_backup_pruning_removes_and_never_the_newest():
+    three = backups("20250101T000000", "20250102T000000", "20250103T000000")
+    # keep 3: the oldest goes once this promotion adds a fourth
+    assert plan.recycle_donor(three, "directus", 3) == "directus__backup_20250101T000000"
+    # keep 2: the two oldest go; the newer of them is closer to today's data
+    assert plan.recycle_donor(three, "directus", 2) == "directus__backup_20250102T000000"
+    # keep 1 or 0: everything goes, but the newest backup stays the rollback target while the promotion runs
+    assert plan.recycle_donor(three, "directus", 1) == "directus__backup_20250102T000000"
+    assert plan.recycle_donor(three, "directus", 0) == "directus__backup_20250102T000000"
+    assert plan.recycle_donor(backups("20250101T000000"), "directus", 1) is None
+    assert plan.recycle_donor(backups("20250101T000000", "20250102T000000"), "directus", 3) is None
+    assert plan.recycle_donor(backups(), "directus", 2) is None
+    with pytest.raises(plan.PlanError):
+        plan.recycle_donor(three, "directus", -1)
+
+
+CREATE = """CREATE TABLE `articles` (
+  `id` char(36) NOT NULL,
+  `author` int(10) unsigned DEFAULT NULL,
+  `user_created` char(36) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `articles_author_foreign` (`author`),
+  KEY `articles_user_created_foreign` (`user_created`),
+  CONSTRAINT `articles_author_foreign` FOREIGN KEY (`author`) REFERENCES `authors` (`id`) ON DELETE SET NULL,
+  CONSTRAINT `articles_user_created_foreign` FOREIGN KEY (`user_created`) REFERENCES `directus_users` (`id`)
+) ENGINE=InnoDB AUTO_INCREMENT=42 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"""
+
+
+def test_same_table_shape_ignores_foreign_keys_and_the_counter_only():
+    in_backup = CREATE.replace("REFERENCES `authors`", "REFERENCES `directus__backup_20250101T000000`.`authors`") \
+        .replace("AUTO_INCREMENT=42", "AUTO_INCREMENT=7")
+    assert plan.same_table_shape(CREATE, in_backup)
+    without_fk = "\n".join(line for line in CREATE.split("\n") if "FOREIGN KEY" not in line)
+    assert plan.same_table_shape(CREATE, without_fk)
+    assert not plan.same_table_shape(CREATE, CREATE.replace("char(36) DEFAULT NULL,\n  PRIMARY",
+                                                            "char(40) DEFAULT NULL,\n  PRIMARY"))
+    assert not plan.same_table_shape(CREATE, CREATE.replace("  KEY `articles_author_foreign` (`author`),\n", ""))
+    assert not plan.same_table_shape(CREATE, CREATE.replace("utf8mb4_general_ci", "utf8mb4_unicode_ci"))
+
+
+def test_shadow_fk_clauses_qualify_every_parent():
+    clauses = plan.shadow_fk_clauses(CREATE, "directus", "directus__shadow_1", {"articles", "authors"})
+    assert clauses == [
+        "CONSTRAINT `articles_author_foreign` FOREIGN KEY (`author`) REFERENCES `directus__shadow_1`.`authors` (`id`) "
+        "ON DELETE SET NULL",
+        "CONSTRAINT `articles_user_created_foreign` FOREIGN KEY (`user_created`) REFERENCES `directus`.`directus_users` (`id`)"]
+    assert plan.shadow_fk_clauses("CREATE TABLE `t` (\n  `id` int NOT NULL\n) ENGINE=InnoDB", "d", "s", set()) == []
+
+
+def test_auto_increment_counter():
+    assert plan.auto_increment(CREATE) == 42
+    assert plan.auto_increment(CREATE.replace(" AUTO_INCREMENT=42", "")) is None
+
+
+def line(digest_char, key_literal):
+    return (digest_char * 32).encode() + key_literal.hex().upper().encode()
+
+
+def test_row_delta_deletes_old_versions_and_inserts_source_rows():
+    source = {line("a", b"('1')"), line("b", b"('2')"), line("d", b"(3,'x')")}
+    target = {line("a", b"('1')"), line("c", b"('2')"), line("e", b"('gone')")}
+    delete, insert = plan.row_delta(source, target)
+    assert delete == [b"('2')", b"('gone')"]
+    assert insert == sorted([line("b", b"('2')"), line("d", b"(3,'x')")])
+    assert [plan.line_key(x) for x in insert] == [b"('2')", b"(3,'x')"]
+    assert plan.row_delta(source, set(source)) == ([], [])
+
+
+def test_recycling_pays_up_to_half_the_rows_rewritten():
+    assert plan.recycle_pays(1000, 1000, [b"k"] * 250, [b"k"] * 250)
+    assert not plan.recycle_pays(1000, 1000, [b"k"] * 250, [b"k"] * 251)
+    # a source that grew: measured against the larger side
+    assert plan.recycle_pays(100, 2000, [b"k"] * 1000, [])
+    assert plan.recycle_pays(0, 0, [], [])
