@@ -138,6 +138,27 @@ options:
       - C(false) computes every checksum and records nothing for later reuse.
     type: bool
     default: true
+  recycle_backups:
+    description:
+      - Build a replaced table's shadow copy from the same table in the backup schema that this promotion prunes
+        anyway (the newest backup beyond O(keep_backups) once this promotion's backup exists), instead of copying
+        every row. That table is moved into the shadow schema, gets the source's foreign keys and
+        C(AUTO_INCREMENT), and only the rows whose digest (MD5 of every value) differs from the source snapshot are
+        deleted and inserted. Verification as for copied tables, plus the inserted rows read back.
+      - "A table qualifies when it has the source's columns, indexes and table options, a primary key, at least
+        O(recycle_min_rows) rows, and when at most half of its rows need rewriting (judged on its first 2,000 rows,
+        then on all). Otherwise it is copied whole."
+      - "The newest backup (what O(rollback) swaps back in) is never taken from, so recycling needs
+        O(keep_backups) >= 2 and starts once that many backups exist. If a promotion fails after taking tables from
+        the backup, that backup is dropped (the promotion would have pruned it); the live tables and newer backups
+        are untouched."
+    type: bool
+    default: true
+  recycle_min_rows:
+    description:
+      - Tables with fewer rows (InnoDB's estimate on the source) are copied whole; comparing would cost more.
+    type: int
+    default: 10000
 attributes:
   check_mode:
     support: full
@@ -230,6 +251,30 @@ preflight:
       description: C(table.column) added to kept tables with the source's definition.
       type: list
       elements: str
+recycled:
+  description:
+    - Replaced tables built from a backup table (O(recycle_backups)) instead of a full copy.
+  returned: when promoting
+  type: list
+  elements: dict
+  contains:
+    table:
+      description: Table name.
+      type: str
+    from_schema:
+      description: The backup schema the table was taken from (pruned at the end of the promotion).
+      type: str
+    rows:
+      description: Rows in the source snapshot (and now in the table).
+      type: int
+    deleted:
+      description: Rows deleted from the backup table (changed or gone on the source).
+      type: int
+    inserted:
+      description: Rows inserted from the source snapshot (changed or new).
+      type: int
+  sample: [{"table": "articles", "from_schema": "directus__backup_20250101T120000", "rows": 446930, "deleted": 9,
+            "inserted": 12}]
 checksums:
   description:
     - Which replaced tables' checksums were computed with C(CHECKSUM TABLE) and which were reused from the state the
@@ -301,6 +346,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.mysql impo
     quote_ident,
     row_encoder,
     server_row_encoder,
+    row_digest_sql,
     server_row_sql,
 )
 
@@ -312,6 +358,8 @@ FETCH_CHUNK = 2000
 INLINE_MAP_LIMIT = 500
 COPY_WRITERS = 2
 COPY_QUEUE = 16
+# rows compared before a table is read whole for recycling
+RECYCLE_SAMPLE = 2000
 RESTART = object()
 # INNODB_TRX is a cache that InnoDB refreshes only when nobody read it for 100 ms
 PROBE_IDLE = 0.12
@@ -340,6 +388,8 @@ def argument_spec():
         lock_timeout=dict(type="int", default=10),
         batch_bytes=dict(type="int", default=4 * 1024 * 1024),
         reuse_checksums=dict(type="bool", default=True),
+        recycle_backups=dict(type="bool", default=True),
+        recycle_min_rows=dict(type="int", default=10000),
     )
 
 
@@ -402,6 +452,7 @@ class Replicator:
         self.src_mark = None
         self.src_stats = {}
         self.src_reused, self.tgt_reused = {}, {}
+        self.donor = None
         self.stats = {"remapped_roles": {}, "remapped_policies": {}, "user_refs_mapped": 0, "user_refs_nulled": 0,
                       "added_columns": []}
 
@@ -1177,6 +1228,7 @@ class Replicator:
 
     # ------------------------------------------------------------------ execute
     def execute(self):
+        self.result["recycled"] = []
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         existing = set(self.schemas(self.tgt))
         suffix = ""
@@ -1269,6 +1321,11 @@ class Replicator:
                         self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(schema))
                     except Exception:  # noqa: BLE001 - the next run removes leftovers
                         pass
+                if self.donor:
+                    try:
+                        self.drop_backup(self.donor)
+                    except Exception:  # noqa: BLE001 - the next run's pruning removes it
+                        pass
             raise
         t = time.monotonic()
         if shadow_created:
@@ -1337,9 +1394,6 @@ class Replicator:
         loader = self.open_loader(shadow)
         self.loader = loader
         local = set(self.swap_in)
-        for name in sorted(self.swap_in):
-            # FKs to tables that are not swapped in (kept users, unchanged tables) point at live from the start
-            self.run_sql(loader, plan.qualify_references(self.src_create[name], self.db, local))
         max_packet = int(fetch(self.tgt, "SELECT @@max_allowed_packet")[0][0])
         batch = max(64 * 1024, min(int(self.p["batch_bytes"]), max_packet // 2))
         # user references are mapped while reading (CASE on the source) when the map is small
@@ -1348,13 +1402,20 @@ class Replicator:
             for table, column in self.user_cols:
                 if table in local:
                     self.inline.setdefault(table, {})[column] = case_map_sql(column, self.user_map, self.snap.escape)
+        self.copied, self.crc, self.recycled = {}, {}, {}
+        t = time.monotonic()
+        self.recycle_tables(shadow, loader, batch)
+        self.timed("recycle", t)
+        for name in sorted(self.swap_in):
+            if name not in self.recycled:
+                # FKs to tables that are not swapped in (kept users, unchanged tables) point at live from the start
+                self.run_sql(loader, plan.qualify_references(self.src_create[name], self.db, local))
         sizes = dict((r[0], int(r[1] or 0)) for r in fetch(
             self.snap, "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
             "WHERE TABLE_SCHEMA = %s", (self.src_db,)))
         # smallest first: when the reader reaches the biggest table, the second biggest is still being
         # inserted by the other writer from its queue, so the two largest loads overlap
-        order = sorted(self.swap_in, key=lambda n: (sizes.get(n, 0), n))
-        self.copied, self.crc = {}, {}
+        order = sorted((n for n in self.swap_in if n not in self.recycled), key=lambda n: (sizes.get(n, 0), n))
         self.copy_tables(order, shadow, batch)
         for name in sorted(self.swap_in):
             if self.actions[name] == "merge" and name in self.tgt_tables:
@@ -1388,6 +1449,21 @@ class Replicator:
             if self.comparable and name in plain and shadow_ck.get(name) != self.src_ck.get(name):
                 raise Failure("verification failed for %s: checksum %s in the shadow copy, %s in the source snapshot"
                               % (name, shadow_ck.get(name), self.src_ck.get(name)))
+        for name, inserted in sorted(self.recycled.items()):
+            # the rows kept from the donor matched the source's digests; the inserted ones are read back
+            conn = self.digest_conn()
+            digest, key_sql = self.digest_sql(name, False)
+            key_cols = "(%s)" % ", ".join(quote_ident(k) for k in self.source_key(name))
+            for i in range(0, len(inserted), 1000):
+                chunk = inserted[i:i + 1000]
+                with conn.cursor() as cur:
+                    cur.execute(("SELECT CONCAT(%s, HEX(%s)) FROM %s WHERE %s IN (" % (
+                        digest, key_sql, qualified(shadow, name), key_cols)).encode("utf-8")
+                        + b",".join(plan.line_key(line) for line in chunk) + b")")
+                    got = {row[0] for row in cur.fetchall()}
+                if got != set(chunk):
+                    raise Failure("verification failed for %s: rows inserted into the recycled table differ from the "
+                                  "source snapshot" % name)
         for name in sorted(self.swap_in):
             if self.actions[name] == "merge":
                 split = plan.merge_column(name, self.merge_spec)
@@ -1405,6 +1481,170 @@ class Replicator:
             fp = self.user_fp if name in transformed else None
             self.new_state[name] = {"source_checksum": self.src_ck.get(name),
                                     "target_checksum": after_ck.get(name, shadow_ck.get(name)), "fingerprint": fp}
+
+    def recycle_tables(self, shadow, loader, batch):
+        """Take replaced tables from the backup this promotion prunes anyway (plan.recycle_donor).
+
+        A table qualifies when it has the source's shape and primary key and differs from the source
+        snapshot in at most plan.RECYCLE_MAX_SHARE of its rows: it moves into the shadow schema, gets
+        the source's foreign keys, and only the differing rows are deleted and re-inserted.
+        """
+        if not self.p["recycle_backups"] or not self.comparable:
+            return
+        donor = plan.recycle_donor(self.schemas(self.tgt), self.db, int(self.p["keep_backups"]))
+        if donor is None:
+            return
+        donor_tables = set(self.base_tables(self.tgt, donor)[0])
+        estimates = dict((r[0], int(r[1] or 0)) for r in fetch(
+            self.snap, "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (self.src_db,)))
+        # a FK from another schema would follow its parent into production: such parents stay put
+        pinned = {r[0] for r in fetch(self.tgt, "SELECT DISTINCT REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                                      "WHERE REFERENCED_TABLE_SCHEMA = %s AND TABLE_SCHEMA <> %s", (donor, donor))}
+        user_tables = {t for t, _c in self.user_cols}
+        # rows rewritten after loading (transform_shadow) would not compare with the source's
+        remapped = {t for t, _c in self.role_cols + self.policy_cols}
+        chosen = {}
+        for name in sorted(self.swap_in):
+            if (self.actions[name] != "replace" or name not in donor_tables or name in pinned or name in remapped
+                    or estimates.get(name, 0) < int(self.p["recycle_min_rows"])
+                    or (name in user_tables and self.user_map and name not in self.inline)
+                    or not self.source_key(name)
+                    or not plan.same_table_shape(self.show_create(self.tgt, donor, name), self.src_create[name])):
+                continue
+            found = self.compare_rows(donor, name)
+            if found is not None:
+                chosen[name] = found
+        if not chosen:
+            return
+        names = sorted(chosen)
+        # from the first write on, a failure removes the donor: this run would have pruned it
+        self.donor = donor
+        drops = [(fk, None) for fk in self.foreign_keys(self.tgt, [donor])
+                 if fk["table"] in chosen or (fk["ref_schema"] == donor and fk["ref_table"] in chosen)]
+        for sql in plan.fk_group_sql(drops, "drop"):
+            self.run_sql(self.tgt, sql)
+        self.run_sql(self.tgt, "RENAME TABLE " + ", ".join(
+            "%s TO %s" % (qualified(donor, n), qualified(shadow, n)) for n in names))
+        local = set(self.swap_in)
+        for name in names:
+            found = chosen[name]
+            table = qualified(shadow, name)
+            clauses = plan.shadow_fk_clauses(self.src_create[name], self.db, shadow, local)
+            if clauses:
+                self.run_sql(loader, "ALTER TABLE %s %s" % (table, ", ".join("ADD " + c for c in clauses)))
+            key_sql = "(%s)" % ", ".join(quote_ident(k) for k in self.source_key(name))
+            inserted = [plan.line_key(line) for line in found["insert"]]
+            for i in range(0, len(found["delete"]), 1000):
+                self.run_sql(loader, b"DELETE FROM " + table.encode("utf-8") + b" WHERE " + key_sql.encode("utf-8")
+                             + b" IN (" + b",".join(found["delete"][i:i + 1000]) + b")", record=False)
+            cols = [c for c in self.src_cols[name] if not c[2]]
+            prefix = ("INSERT INTO %s (%s) VALUES " % (table, ", ".join(quote_ident(c[0]) for c in cols))).encode("utf-8")
+            row_sql = server_row_sql([c[0] for c in cols], [literal_kind(c[1]) for c in cols], self.inline.get(name))
+            for i in range(0, len(inserted), 1000):
+                with self.snap.cursor() as cur:
+                    cur.execute(("SELECT %s FROM %s WHERE %s IN (" % (row_sql, qualified(self.src_db, name), key_sql)).encode(
+                        "utf-8") + b",".join(inserted[i:i + 1000]) + b")")
+                    rows = cur.fetchall()
+                for stmt, _count in insert_batches(rows, prefix, server_row_encoder, batch):
+                    self.run_sql(loader, stmt, record=False)
+            counter = plan.auto_increment(self.src_create[name])
+            if counter:
+                self.run_sql(loader, "ALTER TABLE %s AUTO_INCREMENT = %d" % (table, counter))
+            self.copied[name] = found["rows"]
+            self.recycled[name] = found["insert"]
+            self.commands.append("%s: recycled from %s: %d rows deleted, %d inserted (%d rows)" % (
+                table, quote_ident(donor), len(found["delete"]), len(found["insert"]), found["rows"]))
+            self.result["recycled"].append({"table": name, "from_schema": donor, "rows": found["rows"],
+                                            "deleted": len(found["delete"]), "inserted": len(found["insert"])})
+
+    def source_key(self, name):
+        """The source table's primary key columns, or None when it has none usable for recycling."""
+        cache = self.__dict__.setdefault("_keys", {})
+        if name not in cache:
+            key = [r[0] for r in fetch(self.snap, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                                       "TABLE_SCHEMA = %s AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' "
+                                       "ORDER BY ORDINAL_POSITION", (self.src_db, name))]
+            plain = {c[0] for c in self.src_cols[name] if not c[2]}
+            mapped = set(self.inline.get(name, {}))
+            cache[name] = key if key and all(k in plain and k not in mapped for k in key) else None
+        return cache[name]
+
+    def digest_sql(self, name, source):
+        """(row digest SQL, key literal SQL) of a table; on the source with user ids mapped as when copying."""
+        cols = [c for c in self.src_cols[name] if not c[2]]
+        kinds = dict((c[0], literal_kind(c[1])) for c in cols)
+        key = self.source_key(name)
+        exprs = self.inline.get(name) if source else None
+        return row_digest_sql([c[0] for c in cols], exprs), server_row_sql(key, [kinds[k] for k in key])
+
+    def sample_pays(self, donor, name):
+        """Compare the donor's first RECYCLE_SAMPLE rows (key order) with the source's before reading whole tables."""
+        digest, key_sql = self.digest_sql(name, False)
+        key_cols = ", ".join(quote_ident(k) for k in self.source_key(name))
+        with self.digest_conn().cursor() as cur:
+            cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s ORDER BY %s LIMIT %d" % (
+                digest, key_sql, qualified(donor, name), key_cols, RECYCLE_SAMPLE))
+            target = {row[0] if isinstance(row[0], bytes) else row[0].encode("ascii") for row in cur.fetchall()}
+        if not target:
+            return True
+        digest, key_sql = self.digest_sql(name, True)
+        with self.snap.cursor() as cur:
+            cur.execute(("SELECT CONCAT(%s, HEX(%s)) FROM %s WHERE (%s) IN (" % (
+                digest, key_sql, qualified(self.src_db, name), key_cols)).encode("utf-8")
+                + b",".join(plan.line_key(line) for line in target) + b")")
+            source = {row[0] if isinstance(row[0], bytes) else row[0].encode("ascii") for row in cur.fetchall()}
+        delete, insert = plan.row_delta(source, target)
+        if plan.recycle_pays(len(target), len(target), delete, insert):
+            return True
+        self.commands.append("%s: copied whole (%d of the first %d rows of %s differ from the source)" % (
+            name, len(delete), len(target), donor))
+        return False
+
+    def digest_conn(self):
+        conn = self._open("target", raw=True, streaming=True)
+        # TIMESTAMP values read as text depend on the session time zone: the snapshot's is UTC
+        self.run_sql(conn, "SET SESSION time_zone = '+00:00'", record=False)
+        return conn
+
+    def row_digests(self, conn, schema, name, sqls):
+        """``<md5 of the row's values><hex of the key's literal>`` per row (streamed; the set is what is kept)."""
+        digest, key_sql = sqls
+        lines = set()
+        with conn.cursor() as cur:
+            cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s" % (digest, key_sql, qualified(schema, name)))
+            for row in stream_rows(cur):
+                lines.add(row[0] if isinstance(row[0], bytes) else row[0].encode("ascii"))
+        return lines
+
+    def compare_rows(self, donor, name):
+        """Row digests of the source snapshot and of the donor's table, compared; None when recycling does not pay."""
+        if not self.sample_pays(donor, name):
+            return None
+        side = {}
+
+        def target_side():
+            try:
+                conn = self.digest_conn()
+                side["lines"] = self.row_digests(conn, donor, name, self.digest_sql(name, False))
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                side["error"] = exc
+
+        thread = threading.Thread(target=target_side, daemon=True)
+        thread.start()
+        try:
+            source_lines = self.row_digests(self.snap, self.src_db, name, self.digest_sql(name, True))
+        finally:
+            thread.join()
+        if "error" in side:
+            raise side["error"]
+        target_lines = side["lines"]
+        delete, insert = plan.row_delta(source_lines, target_lines)
+        if not plan.recycle_pays(len(source_lines), len(target_lines), delete, insert):
+            self.commands.append("%s: copied whole (%d of %d rows differ from %s)" % (
+                name, max(len(delete), len(insert)), len(source_lines), donor))
+            return None
+        return {"delete": delete, "insert": insert, "rows": len(source_lines)}
 
     def copy_tables(self, names, shadow, batch):
         """Stream tables from the one snapshot connection into the shadow schema.
@@ -1661,10 +1901,16 @@ class Replicator:
     def prune(self, mark):
         keep = int(self.p["keep_backups"])
         for schema in plan.backups_to_prune(self.schemas(self.tgt), self.db, keep, mark=mark):
-            self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(schema))
-            if mark == plan.BACKUP_MARK and (self.db + plan.STATE_MARK) in self.schemas(self.tgt):
-                self.run_sql(self.tgt, "DELETE FROM %s WHERE backup_schema = %%s"
-                             % qualified(self.db + plan.STATE_MARK, "backups"), (schema,), record=False)
+            if mark == plan.BACKUP_MARK:
+                self.drop_backup(schema)
+            else:
+                self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(schema))
+
+    def drop_backup(self, schema):
+        self.run_sql(self.tgt, "DROP DATABASE IF EXISTS %s" % quote_ident(schema))
+        if (self.db + plan.STATE_MARK) in self.schemas(self.tgt):
+            self.run_sql(self.tgt, "DELETE FROM %s WHERE backup_schema = %%s"
+                         % qualified(self.db + plan.STATE_MARK, "backups"), (schema,), record=False)
 
     # ------------------------------------------------------------------ rollback
     def rollback(self):
@@ -1760,6 +2006,8 @@ def main():
         module.fail_json(msg=missing_required_lib("PyMySQL"), exception=PYMYSQL_IMPORT_ERROR)
     if module.params["keep_backups"] < 0:
         module.fail_json(msg="keep_backups must be 0 or more")
+    if module.params["recycle_min_rows"] < 0:
+        module.fail_json(msg="recycle_min_rows must be 0 or more")
     rep = Replicator(module)
     rep.result = {"changed": False, "tables": [], "changed_tables": [], "backup_schema": None}
     try:

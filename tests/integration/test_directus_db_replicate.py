@@ -661,3 +661,118 @@ def test_state_table_of_an_older_release_is_extended_only_by_a_writing_run(fresh
     assert state_row(sb, "articles")["target_mark"] is not None
     after = run_module(MODULE, promote_args(sb))
     assert after["changed"] is False and "articles" in after["checksums"]["reused"]
+
+
+# --------------------------------------------------------------------------- recycling the prunable backup
+
+def edit_and_promote(sb, run_module, seed, **extra):
+    conn = sb.staging.root_connect()
+    try:
+        edit = fx.staging_edit(conn, DB, seed=seed)
+    finally:
+        conn.close()
+    result = run_module(MODULE, promote_args(sb, **extra))
+    assert result.get("changed") is True and not result.get("failed"), result.get("msg")
+    return edit, result
+
+
+def recycled_tables(result):
+    return {r["table"]: r for r in result["recycled"]}
+
+
+def expected_user_columns(sb):
+    """articles' user columns as a promotion writes them: staging users mapped by e-mail, else NULL."""
+    by_email = dict(q(sb.prod, "SELECT email, id FROM directus.directus_users"))
+    mapping = {uid: by_email.get(email) for uid, email in q(sb.staging, "SELECT id, email FROM directus.directus_users")}
+    rows = q(sb.staging, "SELECT id, user_created, user_updated FROM directus.articles")
+    return sorted((aid, mapping.get(created), mapping.get(updated)) for aid, created, updated in rows)
+
+
+def cross_schema_fks(server):
+    return q(server, "SELECT TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_SCHEMA FROM "
+                     "information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL AND "
+                     "TABLE_SCHEMA LIKE 'directus%%' AND TABLE_SCHEMA <> REFERENCED_TABLE_SCHEMA")
+
+
+def test_backup_that_pruning_would_drop_is_recycled_into_the_shadow_copy(fresh, run_module):
+    sb = fresh
+    args = dict(keep_backups=2, recycle_min_rows=0)
+    first = run_module(MODULE, promote_args(sb, **args))
+    assert first["changed"] is True and first["recycled"] == []  # no backup yet
+    edits = []
+    edit, second = edit_and_promote(sb, run_module, 11, **args)
+    edits.append(edit)
+    assert second["recycled"] == []  # the only backup is the rollback target: never a donor
+    edit, third = edit_and_promote(sb, run_module, 12, **args)
+    edits.append(edit)
+    # that donor holds production's own original articles: most rows differ, so they are copied whole
+    assert "articles" not in recycled_tables(third)
+    assert any(c.startswith("articles: copied whole") and first["backup_schema"] in c for c in third["executed_commands"])
+    assert first["backup_schema"] not in schemas(sb.prod)
+    before = rows_hash(sb.prod, "articles")
+    donor = second["backup_schema"]
+    edit, fourth = edit_and_promote(sb, run_module, 13, **args)
+    edits.append(edit)
+    recycled = recycled_tables(fourth)
+    assert set(recycled) == {"articles", "directus_permissions"}, fourth["recycled"]
+    assert {r["from_schema"] for r in recycled.values()} == {donor}
+    # the donor holds the articles of the first promotion: three editor sessions differ from it
+    updated = set().union(*(e["updated"] for e in edits))
+    assert recycled["articles"]["deleted"] == len(updated)
+    assert recycled["articles"]["inserted"] == len(updated) + len(edits)
+    assert recycled["articles"]["rows"] == q(sb.staging, "SELECT COUNT(*) FROM directus.articles")[0][0]
+    assert not [c for c in fourth["executed_commands"] if c.startswith("INSERT INTO") and "articles" in c.split(":")[0]]
+    # what a full copy writes: content byte-identical, user ids mapped, same table definitions
+    assert rows_hash(sb.prod, "articles", USER_COLUMNS) == rows_hash(sb.staging, "articles", USER_COLUMNS)
+    assert sorted(q(sb.prod, "SELECT id, user_created, user_updated FROM directus.articles")) == expected_user_columns(sb)
+    assert checksums(sb.prod, ["directus_permissions"], method="checksum_table") == \
+        checksums(sb.staging, ["directus_permissions"], method="checksum_table")
+    for table in ("articles", "directus_permissions"):
+        assert q(sb.prod, "SHOW CREATE TABLE directus.`%s`" % table)[0][1] == \
+            q(sb.staging, "SHOW CREATE TABLE directus.`%s`" % table)[0][1]
+    conn = sb.prod.root_connect()
+    assert fx.fk_violations(conn, DB) == {}
+    conn.close()
+    assert list(cross_schema_fks(sb.prod)) == []
+    # the donor is gone, the previous live tables are the newest backup, and a re-run changes nothing
+    backups = [x for x in schemas(sb.prod) if "__backup_" in x]
+    assert backups == sorted([third["backup_schema"], fourth["backup_schema"]])
+    again = run_module(MODULE, promote_args(sb, **args))
+    assert again["changed"] is False, again["changed_tables"]
+    back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert not back.get("failed"), back.get("msg")
+    assert rows_hash(sb.prod, "articles") == before
+
+
+def test_failure_after_taking_from_the_donor_drops_only_the_donor(fresh, run_module):
+    sb = fresh
+    args = dict(keep_backups=2, recycle_min_rows=0)
+    run_module(MODULE, promote_args(sb, **args))
+    _e, second = edit_and_promote(sb, run_module, 21, **args)
+    _e, third = edit_and_promote(sb, run_module, 22, **args)
+    donor, newest = second["backup_schema"], third["backup_schema"]
+    # a trigger cannot move to another schema: RENAME TABLE fails after the donor's FKs were dropped
+    q(sb.prod, "CREATE TRIGGER `%s`.articles_stamp BEFORE INSERT ON `%s`.articles FOR EACH ROW SET NEW.sort = NEW.sort"
+      % (donor, donor))
+    live = checksums(sb.prod, method="checksum_table")
+    kept = {t: rows_hash_in(sb.prod, newest, t) for t in ("articles", "directus_permissions")}
+    before = set(schemas(sb.prod))
+    conn = sb.staging.root_connect()
+    fx.staging_edit(conn, DB, seed=23)
+    conn.close()
+    failed = run_module(MODULE, promote_args(sb, **args))
+    assert failed.get("failed") is True and "Trigger in wrong schema" in failed["msg"], failed.get("msg")
+    assert "the live tables were not changed" in failed["msg"]
+    assert checksums(sb.prod, method="checksum_table") == live
+    assert set(schemas(sb.prod)) == before - {donor}
+    assert {t: rows_hash_in(sb.prod, newest, t) for t in kept} == kept
+    again = run_module(MODULE, promote_args(sb, **args))
+    assert again["changed"] is True and again["recycled"] == [], again.get("msg")
+    assert rows_hash(sb.prod, "articles", USER_COLUMNS) == rows_hash(sb.staging, "articles", USER_COLUMNS)
+
+
+def rows_hash_in(server, schema, table):
+    h = hashlib.sha256()
+    for row in q(server, "SELECT * FROM `%s`.`%s` ORDER BY 1" % (schema, table)):
+        h.update(repr(row).encode())
+    return h.hexdigest()
