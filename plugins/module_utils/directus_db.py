@@ -724,11 +724,11 @@ def table_diff(before, after):
 # A promotion writes every row of each replaced table into a new shadow table, although most rows
 # usually equal those of an earlier promotion. The oldest backup schema that this promotion prunes
 # anyway holds such an earlier generation: its table is moved into the shadow schema and only the
-# rows that differ from the source snapshot (by an MD5 of each row's literal text) are deleted and
+# rows that differ from the source snapshot (by a SHA-256 of each row's values) are deleted and
 # re-inserted. The newest backup (what rollback swaps back in) is never a donor.
 
 RECYCLE_MAX_SHARE = 0.5
-DIGEST_HEX = 32
+DIGEST_BYTES = 32
 
 
 def recycle_donor(schemas, database, keep):
@@ -769,8 +769,8 @@ def auto_increment(create_sql):
 
 
 def line_key(line):
-    """The key literal (``('id')``, ``(1,'x')``) of a ``<md5 hex><hex of the key literal>`` digest line."""
-    return bytes.fromhex(line[DIGEST_HEX:].decode("ascii"))
+    """The key literal (``('id')``, ``(1,'x')``) of a ``<32-byte row digest><hex of the key literal>`` line."""
+    return bytes.fromhex(line[DIGEST_BYTES:].decode("ascii"))
 
 
 def row_delta(source_lines, target_lines):

@@ -143,7 +143,7 @@ options:
       - Build a replaced table's shadow copy from the same table in the backup schema that this promotion prunes
         anyway (the newest backup beyond O(keep_backups) once this promotion's backup exists), instead of copying
         every row. That table is moved into the shadow schema, gets the source's foreign keys and
-        C(AUTO_INCREMENT), and only the rows whose digest (MD5 of every value) differs from the source snapshot are
+        C(AUTO_INCREMENT), and only the rows whose digest (SHA-256 of every value) differs from the source snapshot are
         deleted and inserted. Verification as for copied tables, plus the inserted rows read back.
       - "A table qualifies when it has the source's columns, indexes and table options, a primary key, at least
         O(recycle_min_rows) rows, and when at most half of its rows need rewriting (judged on its first 2,000 rows,
@@ -1585,7 +1585,7 @@ class Replicator:
         with self.digest_conn().cursor() as cur:
             cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s ORDER BY %s LIMIT %d" % (
                 digest, key_sql, qualified(donor, name), key_cols, RECYCLE_SAMPLE))
-            target = {row[0] if isinstance(row[0], bytes) else row[0].encode("ascii") for row in cur.fetchall()}
+            target = {row[0] for row in cur.fetchall()}
         if not target:
             return True
         digest, key_sql = self.digest_sql(name, True)
@@ -1593,7 +1593,7 @@ class Replicator:
             cur.execute(("SELECT CONCAT(%s, HEX(%s)) FROM %s WHERE (%s) IN (" % (
                 digest, key_sql, qualified(self.src_db, name), key_cols)).encode("utf-8")
                 + b",".join(plan.line_key(line) for line in target) + b")")
-            source = {row[0] if isinstance(row[0], bytes) else row[0].encode("ascii") for row in cur.fetchall()}
+            source = {row[0] for row in cur.fetchall()}
         delete, insert = plan.row_delta(source, target)
         if plan.recycle_pays(len(target), len(target), delete, insert):
             return True
@@ -1608,13 +1608,13 @@ class Replicator:
         return conn
 
     def row_digests(self, conn, schema, name, sqls):
-        """``<md5 of the row's values><hex of the key's literal>`` per row (streamed; the set is what is kept)."""
+        """``<SHA-256 of the row's values><hex of the key's literal>`` per row (streamed; the set is what is kept)."""
         digest, key_sql = sqls
         lines = set()
         with conn.cursor() as cur:
             cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s" % (digest, key_sql, qualified(schema, name)))
             for row in stream_rows(cur):
-                lines.add(row[0] if isinstance(row[0], bytes) else row[0].encode("ascii"))
+                lines.add(row[0])
         return lines
 
     def compare_rows(self, donor, name):
@@ -1630,12 +1630,14 @@ class Replicator:
             except Exception as exc:  # noqa: BLE001 - re-raised below
                 side["error"] = exc
 
+        started = time.monotonic()
         thread = threading.Thread(target=target_side, daemon=True)
         thread.start()
         try:
             source_lines = self.row_digests(self.snap, self.src_db, name, self.digest_sql(name, True))
         finally:
             thread.join()
+        self.timed("recycle_digests", started)
         if "error" in side:
             raise side["error"]
         target_lines = side["lines"]
