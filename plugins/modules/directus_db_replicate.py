@@ -1340,7 +1340,7 @@ class Replicator:
         recorded = sorted(getattr(self, "new_state", {}))
         if not recorded or not self.recording(self.tgt_ident):
             return None
-        conn = self.utc_conn("target")
+        conn = self.mark_conn = self.utc_conn("target")
         try:
             stats = self.table_stats(conn, shadow)
         except pymysql.err.MySQLError as exc:
@@ -1354,8 +1354,7 @@ class Replicator:
         if problem:
             self.reuse_notes.append("target: %s; target checksums are not recorded for reuse" % problem)
             return None
-        return {"mark": plan.write_mark(now, writers), "ids": {n: stats.get(n, {}).get("table_id") for n in recorded},
-                "conn": conn}
+        return {"mark": plan.write_mark(now, writers), "ids": {n: stats.get(n, {}).get("table_id") for n in recorded}}
 
     def complete_state(self, marks):
         """Add what the next run needs to trust the recorded checksums (plan.checksum_reusable)."""
@@ -1366,7 +1365,7 @@ class Replicator:
         if marks is not None:
             try:
                 # after the cut-over: RENAME TABLE changed CREATE_TIME, the table ids moved along
-                live = self.table_stats(marks["conn"], self.db)
+                live = self.table_stats(self.mark_conn, self.db)
             except pymysql.err.MySQLError as exc:
                 self.reuse_notes.append("target: cannot read table statistics (%s)" % _reason_of(exc))
         src_ident = plan.server_ident(self.src_ident)
