@@ -773,14 +773,49 @@ def line_key(line):
     return bytes.fromhex(line[DIGEST_BYTES:].decode("ascii"))
 
 
-def row_delta(source_lines, target_lines):
-    """(keys to delete, source lines to insert) from two sets of digest lines.
+class RowDelta:
+    """Pairs the digest lines of a source and a target stream, fed in any interleaving.
 
-    A changed row is in both: its old version leaves, the source's comes in. Sorted, so that the plan
-    is deterministic.
+    A line is ``<32-byte row digest><hex of the key literal>``. A row waits only until the same key
+    arrives from the other side; both streams are read in primary-key order, so the waiting rows are
+    the differing ones plus one read-ahead chunk, never the whole table.
     """
-    delete = sorted(line_key(line) for line in target_lines - source_lines)
-    return delete, sorted(source_lines - target_lines)
+
+    def __init__(self):
+        self.source_rows = 0
+        self.target_rows = 0
+        self._source_only = {}
+        self._target_only = {}
+        self._changed = []
+
+    def add_source(self, lines):
+        for line in lines:
+            self.source_rows += 1
+            key = line[DIGEST_BYTES:]
+            target = self._target_only.pop(key, None)
+            if target is None:
+                self._source_only[key] = line
+            elif target != line:
+                self._changed.append((target, line))
+
+    def add_target(self, lines):
+        for line in lines:
+            self.target_rows += 1
+            key = line[DIGEST_BYTES:]
+            source = self._source_only.pop(key, None)
+            if source is None:
+                self._target_only[key] = line
+            elif source != line:
+                self._changed.append((line, source))
+
+    def waiting(self):
+        return len(self._source_only) + len(self._target_only)
+
+    def result(self):
+        """(keys to delete, source lines to insert): a changed row is in both, sorted for a deterministic plan."""
+        delete = sorted(line_key(line) for line in list(self._target_only.values()) + [t for t, _s in self._changed])
+        insert = sorted(list(self._source_only.values()) + [s for _t, s in self._changed])
+        return delete, insert
 
 
 def recycle_pays(source_rows, target_rows, delete, insert):

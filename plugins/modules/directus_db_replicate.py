@@ -1581,23 +1581,24 @@ class Replicator:
         """Compare the donor's first RECYCLE_SAMPLE rows (key order) with the source's before reading whole tables."""
         digest, key_sql = self.digest_sql(name, False)
         key_cols = ", ".join(quote_ident(k) for k in self.source_key(name))
+        delta = plan.RowDelta()
         with self.digest_conn().cursor() as cur:
             cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s ORDER BY %s LIMIT %d" % (
                 digest, key_sql, qualified(donor, name), key_cols, RECYCLE_SAMPLE))
-            target = {row[0] for row in cur.fetchall()}
-        if not target:
+            delta.add_target(row[0] for row in cur.fetchall())
+        if not delta.target_rows:
             return True
         digest, key_sql = self.digest_sql(name, True)
+        keys = delta.result()[0]
         with self.snap.cursor() as cur:
             cur.execute(("SELECT CONCAT(%s, HEX(%s)) FROM %s WHERE (%s) IN (" % (
-                digest, key_sql, qualified(self.src_db, name), key_cols)).encode("utf-8")
-                + b",".join(plan.line_key(line) for line in target) + b")")
-            source = {row[0] for row in cur.fetchall()}
-        delete, insert = plan.row_delta(source, target)
-        if plan.recycle_pays(len(target), len(target), delete, insert):
+                digest, key_sql, qualified(self.src_db, name), key_cols)).encode("utf-8") + b",".join(keys) + b")")
+            delta.add_source(row[0] for row in cur.fetchall())
+        delete, insert = delta.result()
+        if plan.recycle_pays(delta.target_rows, delta.target_rows, delete, insert):
             return True
         self.commands.append("%s: copied whole (%d of the first %d rows of %s differ from the source)" % (
-            name, len(delete), len(target), donor))
+            name, len(delete), delta.target_rows, donor))
         return False
 
     def digest_conn(self):
@@ -1606,46 +1607,45 @@ class Replicator:
         self.run_sql(conn, "SET SESSION time_zone = '+00:00'", record=False)
         return conn
 
-    def row_digests(self, conn, schema, name, sqls):
-        """``<SHA-256 of the row's values><hex of the key's literal>`` per row (streamed; the set is what is kept)."""
-        digest, key_sql = sqls
-        lines = set()
-        with conn.cursor() as cur:
-            cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s" % (digest, key_sql, qualified(schema, name)))
-            for row in stream_rows(cur):
-                lines.add(row[0])
-        return lines
+    def digest_select(self, schema, name, source):
+        """Every row's digest line, in primary-key order (InnoDB's own order: no sort)."""
+        digest, key_sql = self.digest_sql(name, source)
+        return "SELECT CONCAT(%s, HEX(%s)) FROM %s ORDER BY %s" % (
+            digest, key_sql, qualified(schema, name), ", ".join(quote_ident(k) for k in self.source_key(name)))
 
     def compare_rows(self, donor, name):
-        """Row digests of the source snapshot and of the donor's table, compared; None when recycling does not pay."""
+        """Row digests of the source snapshot and of the donor's table, paired; None when recycling does not pay.
+
+        Both servers stream their digests in key order at the same time; one thread reads a chunk of
+        each in turn, so neither server waits long and only unmatched rows stay in memory.
+        """
         if not self.sample_pays(donor, name):
             return None
-        side = {}
-
-        def target_side():
-            try:
-                conn = self.digest_conn()
-                side["lines"] = self.row_digests(conn, donor, name, self.digest_sql(name, False))
-            except Exception as exc:  # noqa: BLE001 - re-raised below
-                side["error"] = exc
-
         started = time.monotonic()
-        thread = threading.Thread(target=target_side, daemon=True)
-        thread.start()
+        delta = plan.RowDelta()
+        source = self.snap.cursor()
+        target = self.digest_conn().cursor()
         try:
-            source_lines = self.row_digests(self.snap, self.src_db, name, self.digest_sql(name, True))
+            source.execute(self.digest_select(self.src_db, name, True))
+            target.execute(self.digest_select(donor, name, False))
+            streams = [(source, delta.add_source), (target, delta.add_target)]
+            while streams:
+                for stream in list(streams):
+                    chunk = stream[0].fetchmany(FETCH_CHUNK)
+                    if chunk:
+                        stream[1](row[0] for row in chunk)
+                    else:
+                        streams.remove(stream)
         finally:
-            thread.join()
+            source.close()
+            target.close()
         self.timed("recycle_digests", started)
-        if "error" in side:
-            raise side["error"]
-        target_lines = side["lines"]
-        delete, insert = plan.row_delta(source_lines, target_lines)
-        if not plan.recycle_pays(len(source_lines), len(target_lines), delete, insert):
+        delete, insert = delta.result()
+        if not plan.recycle_pays(delta.source_rows, delta.target_rows, delete, insert):
             self.commands.append("%s: copied whole (%d of %d rows differ from %s)" % (
-                name, max(len(delete), len(insert)), len(source_lines), donor))
+                name, max(len(delete), len(insert)), delta.source_rows, donor))
             return None
-        return {"delete": delete, "insert": insert, "rows": len(source_lines)}
+        return {"delete": delete, "insert": insert, "rows": delta.source_rows}
 
     def copy_tables(self, names, shadow, batch):
         """Stream tables from the one snapshot connection into the shadow schema.

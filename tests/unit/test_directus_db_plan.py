@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as plan
@@ -434,14 +436,62 @@ def line(digest_char, key_literal):
     return (digest_char * 32).encode() + key_literal.hex().upper().encode()
 
 
+def delta_of(source, target, order):
+    """RowDelta fed with the two sides in chunks, interleaved as ``order`` says ('s' or 't' per chunk)."""
+    delta = plan.RowDelta()
+    source, target = list(source), list(target)
+    for side in order:
+        if side == "s":
+            delta.add_source(source[:3])
+            source = source[3:]
+        else:
+            delta.add_target(target[:3])
+            target = target[3:]
+    delta.add_source(source)
+    delta.add_target(target)
+    return delta
+
+
 def test_row_delta_deletes_old_versions_and_inserts_source_rows():
-    source = {line("a", b"('1')"), line("b", b"('2')"), line("d", b"(3,'x')")}
-    target = {line("a", b"('1')"), line("c", b"('2')"), line("e", b"('gone')")}
-    delete, insert = plan.row_delta(source, target)
-    assert delete == [b"('2')", b"('gone')"]
-    assert insert == sorted([line("b", b"('2')"), line("d", b"(3,'x')")])
-    assert [plan.line_key(x) for x in insert] == [b"('2')", b"(3,'x')"]
-    assert plan.row_delta(source, set(source)) == ([], [])
+    source = [line("a", b"('1')"), line("b", b"('2')"), line("d", b"(3,'x')")]
+    target = [line("a", b"('1')"), line("c", b"('2')"), line("e", b"('gone')")]
+    for order in ("", "st", "ts", "ttss"):
+        delta = delta_of(source, target, order)
+        delete, insert = delta.result()
+        assert delete == [b"('2')", b"('gone')"]
+        assert insert == sorted([line("b", b"('2')"), line("d", b"(3,'x')")])
+        assert [plan.line_key(x) for x in insert] == [b"('2')", b"(3,'x')"]
+        assert (delta.source_rows, delta.target_rows, delta.waiting()) == (3, 3, 2)
+    assert delta_of(source, source, "stst").result() == ([], [])
+
+
+def test_row_delta_matches_set_arithmetic_in_any_interleaving():
+    rng = random.Random(7)
+    for _round in range(200):
+        keys = [("('k%d')" % i).encode() for i in range(rng.randrange(0, 40))]
+        target = {k: rng.choice("abc") for k in keys if rng.random() < 0.8}
+        source = {k: (v if rng.random() < 0.7 else rng.choice("abcd")) for k, v in target.items() if rng.random() < 0.9}
+        source.update({k: "n" for k in keys if k not in target and rng.random() < 0.5})
+        src_lines = sorted(line(v, k) for k, v in source.items())
+        tgt_lines = sorted(line(v, k) for k, v in target.items())
+        order = "".join(rng.choice("st") for _i in range(rng.randrange(0, 30)))
+        delete, insert = delta_of(src_lines, tgt_lines, order).result()
+        assert delete == sorted(plan.line_key(x) for x in set(tgt_lines) - set(src_lines))
+        assert insert == sorted(set(src_lines) - set(tgt_lines))
+
+
+def test_row_delta_keeps_only_unmatched_rows_when_both_sides_arrive_in_key_order():
+    lines = [line("a", ("('%06d')" % i).encode()) for i in range(10000)]
+    changed = list(lines)
+    changed[5000] = line("b", b"('005000')")
+    delta = plan.RowDelta()
+    peak = 0
+    for i in range(0, 10000, 500):
+        delta.add_source(changed[i:i + 500])
+        delta.add_target(lines[i:i + 500])
+        peak = max(peak, delta.waiting())
+    assert peak == 0
+    assert delta.result() == ([b"('005000')"], [changed[5000]])
 
 
 def test_recycling_pays_up_to_half_the_rows_rewritten():
