@@ -244,7 +244,8 @@ def row_digest_sql(columns, exprs=None):
     parts = []
     for column in columns:
         col = (exprs or {}).get(column) or quote_ident(column)
-        parts.append("IFNULL(CONCAT(LENGTH(%s), ':', %s), 'N')" % (col, col))
+        # not IFNULL: a value too long for max_allowed_packet makes CONCAT NULL, and so the whole digest
+        parts.append("IF(%s IS NULL, 'N', CONCAT(LENGTH(%s), ':', %s))" % (col, col, col))
     return "UNHEX(SHA2(CONCAT(%s), 256))" % ", ".join(parts)
 
 

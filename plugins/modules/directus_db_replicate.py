@@ -1539,13 +1539,16 @@ class Replicator:
                              + b" IN (" + b",".join(found["delete"][i:i + 1000]) + b")", record=False)
             cols = [c for c in self.src_cols[name] if not c[2]]
             prefix = ("INSERT INTO %s (%s) VALUES " % (table, ", ".join(quote_ident(c[0]) for c in cols))).encode("utf-8")
-            row_sql = server_row_sql([c[0] for c in cols], [literal_kind(c[1]) for c in cols], self.inline.get(name))
+            # few rows: literals built here, so that no row is too long for the source to build one
+            exprs = self.inline.get(name, {})
+            select = ", ".join(exprs.get(c[0]) or quote_ident(c[0]) for c in cols)
+            encoder = row_encoder([literal_kind(c[1]) for c in cols])
             for i in range(0, len(inserted), 1000):
                 with self.snap.cursor() as cur:
-                    cur.execute(("SELECT %s FROM %s WHERE %s IN (" % (row_sql, qualified(self.src_db, name), key_sql)).encode(
+                    cur.execute(("SELECT %s FROM %s WHERE %s IN (" % (select, qualified(self.src_db, name), key_sql)).encode(
                         "utf-8") + b",".join(inserted[i:i + 1000]) + b")")
                     rows = cur.fetchall()
-                for stmt, _count in insert_batches(rows, prefix, server_row_encoder, batch):
+                for stmt, _count in insert_batches(rows, prefix, encoder, batch):
                     self.run_sql(loader, stmt, record=False)
             counter = plan.auto_increment(self.src_create[name])
             if counter:
@@ -1585,15 +1588,17 @@ class Replicator:
         with self.digest_conn().cursor() as cur:
             cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s ORDER BY %s LIMIT %d" % (
                 digest, key_sql, qualified(donor, name), key_cols, RECYCLE_SAMPLE))
-            delta.add_target(row[0] for row in cur.fetchall())
-        if not delta.target_rows:
+            lines = [row[0] for row in cur.fetchall()]
+        if not lines or None in lines:
+            # nothing to sample, or a row too long to digest (compare_rows says so)
             return True
+        delta.add_target(lines)
         digest, key_sql = self.digest_sql(name, True)
         keys = delta.result()[0]
         with self.snap.cursor() as cur:
             cur.execute(("SELECT CONCAT(%s, HEX(%s)) FROM %s WHERE (%s) IN (" % (
                 digest, key_sql, qualified(self.src_db, name), key_cols)).encode("utf-8") + b",".join(keys) + b")")
-            delta.add_source(row[0] for row in cur.fetchall())
+            delta.add_source(row[0] for row in cur.fetchall() if row[0] is not None)
         delete, insert = delta.result()
         if plan.recycle_pays(delta.target_rows, delta.target_rows, delete, insert):
             return True
@@ -1631,15 +1636,18 @@ class Replicator:
             streams = [(source, delta.add_source), (target, delta.add_target)]
             while streams:
                 for stream in list(streams):
-                    chunk = stream[0].fetchmany(FETCH_CHUNK)
-                    if chunk:
-                        stream[1](row[0] for row in chunk)
+                    lines = [row[0] for row in stream[0].fetchmany(FETCH_CHUNK)]
+                    if None in lines:
+                        self.commands.append("%s: copied whole (a row is longer than max_allowed_packet to digest)" % name)
+                        return None
+                    if lines:
+                        stream[1](lines)
                     else:
                         streams.remove(stream)
         finally:
             source.close()
             target.close()
-        self.timed("recycle_digests", started)
+            self.timed("recycle_digests", started)
         delete, insert = delta.result()
         if not plan.recycle_pays(delta.source_rows, delta.target_rows, delete, insert):
             self.commands.append("%s: copied whole (%d of %d rows differ from %s)" % (

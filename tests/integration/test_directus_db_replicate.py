@@ -776,3 +776,40 @@ def rows_hash_in(server, schema, table):
     for row in q(server, "SELECT * FROM `%s`.`%s` ORDER BY 1" % (schema, table)):
         h.update(repr(row).encode())
     return h.hexdigest()
+
+
+def test_recycling_with_rows_too_long_for_the_source_to_build(fresh, run_module):
+    """A row whose literal the source cannot build is inserted with client-built literals; a row too
+    long even to digest makes its table copied whole (never compared as if it were NULL)."""
+    sb = fresh
+    args = dict(keep_backups=2, recycle_min_rows=0)
+    touch = "UPDATE directus.awkward_values SET label = CONCAT(label, '+') ORDER BY id LIMIT 1"
+    run_module(MODULE, promote_args(sb, **args))
+    for _round in range(2):  # awkward_values changes in each promotion, so each backup holds it
+        q(sb.staging, touch)
+        assert run_module(MODULE, promote_args(sb, **args))["changed"] is True
+    old_packet = q(sb.staging, "SELECT @@GLOBAL.max_allowed_packet")[0][0]
+    # 700 KB: its hex literal (1.4 MB) is longer than max_allowed_packet, the row's values are not
+    q(sb.staging, "UPDATE directus.awkward_values SET blob_value = %s ORDER BY id DESC LIMIT 1", (bytes(range(256)) * 2800,))
+    q(sb.staging, "SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        recycled = run_module(MODULE, promote_args(sb, **args))
+    finally:
+        q(sb.staging, "SET GLOBAL max_allowed_packet = %d" % old_packet)
+    assert not recycled.get("failed"), recycled.get("msg")
+    assert recycled_tables(recycled)["awkward_values"]["inserted"] == 2, recycled["recycled"]
+    assert rows_hash(sb.prod, "awkward_values", USER_COLUMNS) == rows_hash(sb.staging, "awkward_values", USER_COLUMNS)
+    # 1.5 MB: longer than max_allowed_packet even as plain values
+    q(sb.staging, touch)
+    assert run_module(MODULE, promote_args(sb, **args))["changed"] is True
+    before = checksums(sb.prod, method="checksum_table")
+    q(sb.staging, "UPDATE directus.awkward_values SET blob_value = %s ORDER BY id DESC LIMIT 1", (bytes(range(256)) * 6000,))
+    q(sb.staging, "SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        whole = run_module(MODULE, promote_args(sb, **args))
+    finally:
+        q(sb.staging, "SET GLOBAL max_allowed_packet = %d" % old_packet)
+    # the table falls back to a whole copy, which refuses such rows when user ids are mapped while reading
+    assert "awkward_values: copied whole (a row is longer than max_allowed_packet to digest)" in whole["executed_commands"]
+    assert whole.get("failed") is True and "raise the source's max_allowed_packet" in whole["msg"], whole.get("msg")
+    assert checksums(sb.prod, method="checksum_table") == before

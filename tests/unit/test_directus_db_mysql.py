@@ -83,5 +83,5 @@ def test_case_map_sql():
 
 def test_row_digest_sql_length_prefixes_every_value():
     sql = mysql.row_digest_sql(["id", "title"], {"title": "UPPER(`title`)"})
-    assert sql == ("UNHEX(SHA2(CONCAT(IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'), "
-                   "IFNULL(CONCAT(LENGTH(UPPER(`title`)), ':', UPPER(`title`)), 'N')), 256))")
+    assert sql == ("UNHEX(SHA2(CONCAT(IF(`id` IS NULL, 'N', CONCAT(LENGTH(`id`), ':', `id`)), "
+                   "IF(UPPER(`title`) IS NULL, 'N', CONCAT(LENGTH(UPPER(`title`)), ':', UPPER(`title`)))), 256))")
