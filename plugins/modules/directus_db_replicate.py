@@ -1645,8 +1645,11 @@ class Replicator:
                     else:
                         streams.remove(stream)
         finally:
-            source.close()
-            target.close()
+            for cursor in (source, target):
+                try:
+                    cursor.close()
+                except Exception:  # noqa: BLE001 - a broken stream must not hide the error that broke it
+                    pass
             self.timed("recycle_digests", started)
         delete, insert = delta.result()
         if not plan.recycle_pays(delta.source_rows, delta.target_rows, delete, insert):

@@ -813,3 +813,48 @@ def test_recycling_with_rows_too_long_for_the_source_to_build(fresh, run_module)
     assert "awkward_values: copied whole (a row is longer than max_allowed_packet to digest)" in whole["executed_commands"]
     assert whole.get("failed") is True and "raise the source's max_allowed_packet" in whole["msg"], whole.get("msg")
     assert checksums(sb.prod, method="checksum_table") == before
+
+
+def test_killed_source_connection_while_comparing_rows_keeps_the_donor(sandbox, run_module):
+    sb = sandbox
+    build(sb, staging=dict(content_rows=40000))
+    args = dict(keep_backups=2, recycle_min_rows=0)
+    run_module(MODULE, promote_args(sb, **args))
+    for seed in (41, 42):
+        edit_and_promote(sb, run_module, seed, **args)
+    conn = sb.staging.root_connect()
+    fx.staging_edit(conn, DB, seed=43)
+    conn.close()
+    before, sch = checksums(sb.prod, method="checksum_table"), schemas(sb.prod)
+    killed = []
+
+    def killer():
+        conn = sb.staging.root_connect()
+        deadline = time.monotonic() + 60
+        try:
+            with conn.cursor() as cur:
+                while time.monotonic() < deadline and not killed:
+                    cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER=%s AND INFO LIKE "
+                                "'SELECT CONCAT(UNHEX(SHA2(%%FROM `directus`.`articles` ORDER BY%%'", (sb.staging.user,))
+                    row = cur.fetchone()
+                    if row:
+                        cur.execute("KILL %d" % row[0])
+                        killed.append(row[0])
+                    time.sleep(0.005)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    result = run_module(MODULE, promote_args(sb, **args))
+    thread.join()
+    assert killed, "the row digests of articles were never seen on the source"
+    assert result.get("failed") is True
+    assert result["msg"].startswith("source") and "not changed" in result["msg"], result["msg"]
+    # nothing was taken from the donor yet: every schema, the donor included, is as before
+    assert checksums(sb.prod, method="checksum_table") == before
+    assert schemas(sb.prod) == sch
+    again = run_module(MODULE, promote_args(sb, **args))
+    assert not again.get("failed"), again.get("msg")
+    assert "articles" in recycled_tables(again)
+    assert rows_hash(sb.prod, "articles", USER_COLUMNS) == rows_hash(sb.staging, "articles", USER_COLUMNS)
