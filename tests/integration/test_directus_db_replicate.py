@@ -331,21 +331,18 @@ def test_connection_errors_are_one_clear_message(sandbox, run_module):
         assert "Traceback" not in result["_stderr"]
 
 
-def test_killed_source_connection_leaves_target_untouched(sandbox, run_module):
-    sb = sandbox
-    build(sb, staging=dict(content_rows=40000))
-    before = checksums(sb.prod, method="checksum_table")
-    sch = schemas(sb.prod)
+def kill_when_seen(server, pattern, timeout=60):
+    """A started thread that KILLs the first connection of the module's user running a statement LIKE pattern."""
     killed = []
 
     def killer():
-        conn = sb.staging.root_connect()
-        deadline = time.monotonic() + 60
+        conn = server.root_connect()
+        deadline = time.monotonic() + timeout
         try:
             with conn.cursor() as cur:
                 while time.monotonic() < deadline and not killed:
-                    cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER=%s AND INFO LIKE "
-                                "'SELECT %%FROM `directus`.`articles`%%'", (sb.staging.user,))
+                    cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER=%s AND INFO LIKE '" + pattern + "'",
+                                (server.user,))
                     row = cur.fetchone()
                     if row:
                         cur.execute("KILL %d" % row[0])
@@ -356,6 +353,15 @@ def test_killed_source_connection_leaves_target_untouched(sandbox, run_module):
 
     thread = threading.Thread(target=killer)
     thread.start()
+    return killed, thread
+
+
+def test_killed_source_connection_leaves_target_untouched(sandbox, run_module):
+    sb = sandbox
+    build(sb, staging=dict(content_rows=40000))
+    before = checksums(sb.prod, method="checksum_table")
+    sch = schemas(sb.prod)
+    killed, thread = kill_when_seen(sb.staging, "SELECT %%FROM `directus`.`articles`%%")
     result = run_module(MODULE, promote_args(sb))
     thread.join()
     assert killed, "the copy of articles was never seen on the source"
@@ -826,26 +832,7 @@ def test_killed_source_connection_while_comparing_rows_keeps_the_donor(sandbox, 
     fx.staging_edit(conn, DB, seed=43)
     conn.close()
     before, sch = checksums(sb.prod, method="checksum_table"), schemas(sb.prod)
-    killed = []
-
-    def killer():
-        conn = sb.staging.root_connect()
-        deadline = time.monotonic() + 60
-        try:
-            with conn.cursor() as cur:
-                while time.monotonic() < deadline and not killed:
-                    cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER=%s AND INFO LIKE "
-                                "'SELECT CONCAT(UNHEX(SHA2(%%FROM `directus`.`articles` ORDER BY%%'", (sb.staging.user,))
-                    row = cur.fetchone()
-                    if row:
-                        cur.execute("KILL %d" % row[0])
-                        killed.append(row[0])
-                    time.sleep(0.005)
-        finally:
-            conn.close()
-
-    thread = threading.Thread(target=killer)
-    thread.start()
+    killed, thread = kill_when_seen(sb.staging, "SELECT CONCAT(UNHEX(SHA2(%%FROM `directus`.`articles` ORDER BY%%")
     result = run_module(MODULE, promote_args(sb, **args))
     thread.join()
     assert killed, "the row digests of articles were never seen on the source"
