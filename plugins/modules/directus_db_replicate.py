@@ -453,6 +453,8 @@ class Replicator:
         self.src_stats = {}
         self.src_reused, self.tgt_reused = {}, {}
         self.donor = None
+        self._digest_conn = None
+        self._source_keys = {}
         self.stats = {"remapped_roles": {}, "remapped_policies": {}, "user_refs_mapped": 0, "user_refs_nulled": 0,
                       "added_columns": []}
 
@@ -1144,7 +1146,7 @@ class Replicator:
             elif reuse:
                 self.reuse_notes.append("source: %s; source checksums computed" % guard)
         src_ck.update(self.checksums(self.snap, self.src_db, [n for n in replace if n not in self.src_reused]))
-        src_est = dict((r[0], int(r[1] or 0)) for r in fetch(
+        src_est = self.src_est = dict((r[0], int(r[1] or 0)) for r in fetch(
             self.snap, "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
             (self.src_db,)))
         thread.join()
@@ -1450,15 +1452,10 @@ class Replicator:
                               % (name, shadow_ck.get(name), self.src_ck.get(name)))
         for name, inserted in sorted(self.recycled.items()):
             # the rows kept from the donor matched the source's digests; the inserted ones are read back
-            conn = self.digest_conn()
-            digest, key_sql = self.digest_sql(name, False)
-            key_cols = "(%s)" % ", ".join(quote_ident(k) for k in self.source_key(name))
             for i in range(0, len(inserted), 1000):
                 chunk = inserted[i:i + 1000]
-                with conn.cursor() as cur:
-                    cur.execute(("SELECT CONCAT(%s, HEX(%s)) FROM %s WHERE %s IN (" % (
-                        digest, key_sql, qualified(shadow, name), key_cols)).encode("utf-8")
-                        + b",".join(plan.line_key(line) for line in chunk) + b")")
+                with self.digest_conn().cursor() as cur:
+                    cur.execute(self.digest_query(shadow, name, False, keys=[plan.line_key(line) for line in chunk]))
                     got = {row[0] for row in cur.fetchall()}
                 if got != set(chunk):
                     raise Failure("verification failed for %s: rows inserted into the recycled table differ from the "
@@ -1494,9 +1491,6 @@ class Replicator:
         if donor is None:
             return
         donor_tables = set(self.base_tables(self.tgt, donor)[0])
-        estimates = dict((r[0], int(r[1] or 0)) for r in fetch(
-            self.snap, "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-            (self.src_db,)))
         # a FK from another schema would follow its parent into production: such parents stay put
         pinned = {r[0] for r in fetch(self.tgt, "SELECT DISTINCT REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE "
                                       "WHERE REFERENCED_TABLE_SCHEMA = %s AND TABLE_SCHEMA <> %s", (donor, donor))}
@@ -1506,7 +1500,7 @@ class Replicator:
         chosen = {}
         for name in sorted(self.swap_in):
             if (self.actions[name] != "replace" or name not in donor_tables or name in pinned or name in remapped
-                    or estimates.get(name, 0) < int(self.p["recycle_min_rows"])
+                    or self.src_est.get(name, 0) < int(self.p["recycle_min_rows"])
                     or (name in user_tables and self.user_map and name not in self.inline)
                     or not self.source_key(name)
                     or not plan.same_table_shape(self.show_create(self.tgt, donor, name), self.src_create[name])):
@@ -1562,15 +1556,12 @@ class Replicator:
 
     def source_key(self, name):
         """The source table's primary key columns, or None when it has none usable for recycling."""
-        cache = self.__dict__.setdefault("_keys", {})
-        if name not in cache:
-            key = [r[0] for r in fetch(self.snap, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
-                                       "TABLE_SCHEMA = %s AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' "
-                                       "ORDER BY ORDINAL_POSITION", (self.src_db, name))]
+        if name not in self._source_keys:
+            key = self.primary_key(self.src_db, name, self.snap)
             plain = {c[0] for c in self.src_cols[name] if not c[2]}
             mapped = set(self.inline.get(name, {}))
-            cache[name] = key if key and all(k in plain and k not in mapped for k in key) else None
-        return cache[name]
+            self._source_keys[name] = key if key and all(k in plain and k not in mapped for k in key) else None
+        return self._source_keys[name]
 
     def digest_sql(self, name, source):
         """(row digest SQL, key literal SQL) of a table; on the source with user ids mapped as when copying."""
@@ -1582,22 +1573,16 @@ class Replicator:
 
     def sample_pays(self, donor, name):
         """Compare the donor's first RECYCLE_SAMPLE rows (key order) with the source's before reading whole tables."""
-        digest, key_sql = self.digest_sql(name, False)
-        key_cols = ", ".join(quote_ident(k) for k in self.source_key(name))
         delta = plan.RowDelta()
         with self.digest_conn().cursor() as cur:
-            cur.execute("SELECT CONCAT(%s, HEX(%s)) FROM %s ORDER BY %s LIMIT %d" % (
-                digest, key_sql, qualified(donor, name), key_cols, RECYCLE_SAMPLE))
+            cur.execute(self.digest_query(donor, name, False, limit=RECYCLE_SAMPLE))
             lines = [row[0] for row in cur.fetchall()]
         if not lines or None in lines:
             # nothing to sample, or a row too long to digest (compare_rows says so)
             return True
         delta.add_target(lines)
-        digest, key_sql = self.digest_sql(name, True)
-        keys = delta.result()[0]
         with self.snap.cursor() as cur:
-            cur.execute(("SELECT CONCAT(%s, HEX(%s)) FROM %s WHERE (%s) IN (" % (
-                digest, key_sql, qualified(self.src_db, name), key_cols)).encode("utf-8") + b",".join(keys) + b")")
+            cur.execute(self.digest_query(self.src_db, name, True, keys=delta.result()[0]))
             delta.add_source(row[0] for row in cur.fetchall() if row[0] is not None)
         delete, insert = delta.result()
         if plan.recycle_pays(delta.target_rows, delta.target_rows, delete, insert):
@@ -1607,16 +1592,22 @@ class Replicator:
         return False
 
     def digest_conn(self):
-        conn = self._open("target", raw=True, streaming=True)
-        # TIMESTAMP values read as text depend on the session time zone: the snapshot's is UTC
-        self.run_sql(conn, "SET SESSION time_zone = '+00:00'", record=False)
-        return conn
+        """The target connection that reads digests (one per run; every use closes its cursor)."""
+        if self._digest_conn is None:
+            self._digest_conn = self._open("target", raw=True, streaming=True)
+            # TIMESTAMP values read as text depend on the session time zone: the snapshot's is UTC
+            self.run_sql(self._digest_conn, "SET SESSION time_zone = '+00:00'", record=False)
+        return self._digest_conn
 
-    def digest_select(self, schema, name, source):
-        """Every row's digest line, in primary-key order (InnoDB's own order: no sort)."""
+    def digest_query(self, schema, name, source, keys=None, limit=None):
+        """SELECT of digest lines: the rows with these key literals, or every row (up to ``limit``) in
+        primary-key order (InnoDB's own order: no sort)."""
         digest, key_sql = self.digest_sql(name, source)
-        return "SELECT CONCAT(%s, HEX(%s)) FROM %s ORDER BY %s" % (
-            digest, key_sql, qualified(schema, name), ", ".join(quote_ident(k) for k in self.source_key(name)))
+        key_cols = ", ".join(quote_ident(k) for k in self.source_key(name))
+        sql = ("SELECT CONCAT(%s, HEX(%s)) FROM %s" % (digest, key_sql, qualified(schema, name))).encode("utf-8")
+        if keys is not None:
+            return sql + (" WHERE (%s) IN (" % key_cols).encode("utf-8") + b",".join(keys) + b")"
+        return sql + (" ORDER BY %s%s" % (key_cols, " LIMIT %d" % limit if limit else "")).encode("utf-8")
 
     def compare_rows(self, donor, name):
         """Row digests of the source snapshot and of the donor's table, paired; None when recycling does not pay.
@@ -1631,8 +1622,8 @@ class Replicator:
         source = self.snap.cursor()
         target = self.digest_conn().cursor()
         try:
-            source.execute(self.digest_select(self.src_db, name, True))
-            target.execute(self.digest_select(donor, name, False))
+            source.execute(self.digest_query(self.src_db, name, True))
+            target.execute(self.digest_query(donor, name, False))
             streams = [(source, delta.add_source), (target, delta.add_target)]
             while streams:
                 for stream in list(streams):
@@ -1774,8 +1765,7 @@ class Replicator:
         split = plan.merge_column(name, self.merge_spec)
         tgt_names = {c[0] for c in self.tgt_cols[name] if not c[2]}
         cols = [c[0] for c in src_cols if c[0] in tgt_names]
-        pk = [r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA=%s "
-                                  "AND TABLE_NAME=%s AND CONSTRAINT_NAME='PRIMARY' ORDER BY ORDINAL_POSITION", (self.db, name))]
+        pk = self.primary_key(self.db, name)
         col_sql = ", ".join(quote_ident(c) for c in cols)
         live, shad = qualified(self.db, name), qualified(shadow, name)
         if len(pk) == 1:
@@ -1842,8 +1832,8 @@ class Replicator:
                     qualified(schema, table), quote_ident(column), quote_ident(column), case, quote_ident(column),
                     ", ".join(["%s"] * len(items)), where), args)
 
-    def primary_key(self, schema, table):
-        return [r[0] for r in fetch(self.tgt, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+    def primary_key(self, schema, table, conn=None):
+        return [r[0] for r in fetch(conn or self.tgt, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
                                     "TABLE_SCHEMA = %s AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' "
                                     "ORDER BY ORDINAL_POSITION", (schema, table))]
 
