@@ -789,24 +789,23 @@ class RowDelta:
         self._changed = []
 
     def add_source(self, lines):
-        for line in lines:
-            self.source_rows += 1
-            key = line[DIGEST_BYTES:]
-            target = self._target_only.pop(key, None)
-            if target is None:
-                self._source_only[key] = line
-            elif target != line:
-                self._changed.append((target, line))
+        self.source_rows += self._add(lines, self._source_only, self._target_only, lambda mine, other: (other, mine))
 
     def add_target(self, lines):
+        self.target_rows += self._add(lines, self._target_only, self._source_only, lambda mine, other: (mine, other))
+
+    def _add(self, lines, waiting_here, waiting_there, as_pair):
+        """Match each line with a waiting one of the other side, or let it wait; changed pairs are (target, source)."""
+        count = 0
         for line in lines:
-            self.target_rows += 1
+            count += 1
             key = line[DIGEST_BYTES:]
-            source = self._source_only.pop(key, None)
-            if source is None:
-                self._target_only[key] = line
-            elif source != line:
-                self._changed.append((line, source))
+            other = waiting_there.pop(key, None)
+            if other is None:
+                waiting_here[key] = line
+            elif other != line:
+                self._changed.append(as_pair(line, other))
+        return count
 
     def waiting(self):
         return len(self._source_only) + len(self._target_only)
