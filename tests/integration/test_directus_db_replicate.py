@@ -389,6 +389,16 @@ def test_leftover_shadow_schema_of_an_interrupted_run_is_removed(fresh, run_modu
     assert [x for x in schemas(sb.prod) if "__shadow_" in x] == []
 
 
+def run_with_1mb_source_packet(sb, run_module, args):
+    """One module run while staging's max_allowed_packet is 1 MB (new connections only), restored after."""
+    old_packet = q(sb.staging, "SELECT @@GLOBAL.max_allowed_packet")[0][0]
+    q(sb.staging, "SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        return run_module(MODULE, args)
+    finally:
+        q(sb.staging, "SET GLOBAL max_allowed_packet = %d" % old_packet)
+
+
 def test_every_type_copied_byte_identical(sandbox, run_module):
     """Same users on both sides (nothing to map): every promoted table ends byte-identical to the source."""
     sb = sandbox
@@ -403,12 +413,7 @@ def test_every_type_copied_byte_identical(sandbox, run_module):
     # that table is copied with client-built literals instead
     q(sb.staging, "INSERT INTO directus.awkward_values (label, blob_value) VALUES ('big blob', %s)",
       (bytes(range(256)) * 2800,))
-    old_packet = q(sb.staging, "SELECT @@GLOBAL.max_allowed_packet")[0][0]
-    q(sb.staging, "SET GLOBAL max_allowed_packet = 1048576")
-    try:
-        result = run_module(MODULE, promote_args(sb))
-    finally:
-        q(sb.staging, "SET GLOBAL max_allowed_packet = %d" % old_packet)
+    result = run_with_1mb_source_packet(sb, run_module, promote_args(sb))
     assert not result.get("failed"), result.get("msg")
     assert any(c.startswith("awkward_values: rows too long") for c in result["executed_commands"])
     assert result["preflight"]["user_refs_mapped"] == 0 and result["preflight"]["user_refs_nulled"] == 0
@@ -794,14 +799,9 @@ def test_recycling_with_rows_too_long_for_the_source_to_build(fresh, run_module)
     for _round in range(2):  # awkward_values changes in each promotion, so each backup holds it
         q(sb.staging, touch)
         assert run_module(MODULE, promote_args(sb, **args))["changed"] is True
-    old_packet = q(sb.staging, "SELECT @@GLOBAL.max_allowed_packet")[0][0]
     # 700 KB: its hex literal (1.4 MB) is longer than max_allowed_packet, the row's values are not
     q(sb.staging, "UPDATE directus.awkward_values SET blob_value = %s ORDER BY id DESC LIMIT 1", (bytes(range(256)) * 2800,))
-    q(sb.staging, "SET GLOBAL max_allowed_packet = 1048576")
-    try:
-        recycled = run_module(MODULE, promote_args(sb, **args))
-    finally:
-        q(sb.staging, "SET GLOBAL max_allowed_packet = %d" % old_packet)
+    recycled = run_with_1mb_source_packet(sb, run_module, promote_args(sb, **args))
     assert not recycled.get("failed"), recycled.get("msg")
     assert recycled_tables(recycled)["awkward_values"]["inserted"] == 2, recycled["recycled"]
     assert rows_hash(sb.prod, "awkward_values", USER_COLUMNS) == rows_hash(sb.staging, "awkward_values", USER_COLUMNS)
@@ -810,11 +810,7 @@ def test_recycling_with_rows_too_long_for_the_source_to_build(fresh, run_module)
     assert run_module(MODULE, promote_args(sb, **args))["changed"] is True
     before = checksums(sb.prod, method="checksum_table")
     q(sb.staging, "UPDATE directus.awkward_values SET blob_value = %s ORDER BY id DESC LIMIT 1", (bytes(range(256)) * 6000,))
-    q(sb.staging, "SET GLOBAL max_allowed_packet = 1048576")
-    try:
-        whole = run_module(MODULE, promote_args(sb, **args))
-    finally:
-        q(sb.staging, "SET GLOBAL max_allowed_packet = %d" % old_packet)
+    whole = run_with_1mb_source_packet(sb, run_module, promote_args(sb, **args))
     # the table falls back to a whole copy, which refuses such rows when user ids are mapped while reading
     assert "awkward_values: copied whole (a row is longer than max_allowed_packet to digest)" in whole["executed_commands"]
     assert whole.get("failed") is True and "raise the source's max_allowed_packet" in whole["msg"], whole.get("msg")
