@@ -1146,9 +1146,10 @@ class Replicator:
             elif reuse:
                 self.reuse_notes.append("source: %s; source checksums computed" % guard)
         src_ck.update(self.checksums(self.snap, self.src_db, [n for n in replace if n not in self.src_reused]))
-        src_est = self.src_est = dict((r[0], int(r[1] or 0)) for r in fetch(
-            self.snap, "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-            (self.src_db,)))
+        src_tables = fetch(self.snap, "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
+                           "WHERE TABLE_SCHEMA = %s", (self.src_db,))
+        src_est = self.src_est = dict((r[0], int(r[1] or 0)) for r in src_tables)
+        self.src_bytes = dict((r[0], int(r[2] or 0)) for r in src_tables)
         thread.join()
         if "error" in side:
             raise side["error"]
@@ -1411,12 +1412,9 @@ class Replicator:
             if name not in self.recycled:
                 # FKs to tables that are not swapped in (kept users, unchanged tables) point at live from the start
                 self.run_sql(loader, plan.qualify_references(self.src_create[name], self.db, local))
-        sizes = dict((r[0], int(r[1] or 0)) for r in fetch(
-            self.snap, "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = %s", (self.src_db,)))
         # smallest first: when the reader reaches the biggest table, the second biggest is still being
         # inserted by the other writer from its queue, so the two largest loads overlap
-        order = sorted((n for n in self.swap_in if n not in self.recycled), key=lambda n: (sizes.get(n, 0), n))
+        order = sorted((n for n in self.swap_in if n not in self.recycled), key=lambda n: (self.src_bytes.get(n, 0), n))
         self.copy_tables(order, shadow, batch)
         for name in sorted(self.swap_in):
             if self.actions[name] == "merge" and name in self.tgt_tables:
