@@ -406,6 +406,31 @@ def delete_guard(plan, max_delete=1000, max_delete_percent=50.0, allow_empty_sou
 
 # ---------------------------------------------------------------- results and diff
 
+def failure_message(failed, nothing_deleted=False, shown=20):
+    """One message for the (key, reason) pairs of objects that failed.
+
+    Keys are grouped by reason, so a reason shared by many keys (an outage, a
+    permission) is said once; at most ``shown`` keys are named.
+    """
+    reasons = {}
+    for key, reason in sorted(failed):
+        reasons.setdefault(reason, []).append(key)
+    named = 0
+    parts = []
+    for reason, keys in sorted(reasons.items(), key=lambda item: item[1][0]):
+        if named >= shown:
+            break
+        take = keys[:shown - named]
+        named += len(take)
+        parts.append("%s (%s%s)" % (reason, ", ".join(take), ", ..." if len(take) < len(keys) else ""))
+    total = len(failed)
+    message = "%d object%s failed after retries%s: %s" % (
+        total, "" if total == 1 else "s", "; nothing was deleted" if nothing_deleted else "", "; ".join(parts))
+    if total > named:
+        message += " ... and %d more" % (total - named)
+    return message
+
+
 def truncated(keys, total, limit):
     """``(list, total, truncated)`` of at most ``limit`` keys."""
     keys = list(keys)[:limit] if limit is not None else list(keys)

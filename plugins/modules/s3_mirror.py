@@ -311,6 +311,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_
     build_plan,
     copy_metadata,
     delete_guard,
+    failure_message,
     is_unchanged_copy,
     iter_listing,
     key_filter,
@@ -872,11 +873,7 @@ def main():
         failed = sorted(runner.failed)
         copying = len(plan.deletes) and not runner.deleted
         module.fail_json(
-            msg="%d object%s failed after retries%s: %s%s" % (
-                len(failed), "" if len(failed) == 1 else "s",
-                "; nothing was deleted" if copying else "",
-                "; ".join("%s (%s)" % item for item in failed[:20]),
-                " ... and %d more" % (len(failed) - 20) if len(failed) > 20 else ""),
+            msg=failure_message(failed, nothing_deleted=bool(copying)),
             failed_keys=[key for key, _message in failed[:limit]], failed_keys_total=len(failed), **result)
     module.exit_json(**result)
 

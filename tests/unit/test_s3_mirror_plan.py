@@ -330,3 +330,16 @@ def test_plan_summary_counts():
     assert summary["bytes_to_copy"] == 1 + 6 + 3 + 4
     assert summary["bytes_to_delete"] == 5
     assert summary["unchanged"] == 1
+
+
+def test_failure_message_names_each_reason_once_and_counts_the_rest():
+    outage = "ServiceUnavailable: Please reduce your request rate. (CopyObject)"
+    failed = [("b/%02d" % i, outage) for i in range(38)] + [("a/1", "AccessDenied: x (CopyObject)"),
+                                                         ("c/9", "AccessDenied: x (CopyObject)")]
+    message = P.failure_message(failed, nothing_deleted=True)
+    assert message.startswith("40 objects failed after retries; nothing was deleted: ")
+    assert message.count(outage) == 1 and message.count("AccessDenied") == 1
+    assert "AccessDenied: x (CopyObject) (a/1, c/9)" in message
+    assert "b/17, ...)" in message and "b/18" not in message  # 20 keys named in all
+    assert message.endswith(" ... and 20 more")
+    assert P.failure_message([("k", "boom")]) == "1 object failed after retries: boom (k)"
