@@ -135,6 +135,10 @@ options:
         table after a rollback, and a table that stayed live while a table it references was copied (its foreign keys
         are re-created, which changes its C(CREATE_TIME)) are computed until a promotion copies them."
       - It also relies on the servers' clocks not stepping backwards (NTP slewing is fine).
+      - C(CREATE_TIME) has whole seconds. A promotion that records checksums returns only once the second of its
+        cut-over has passed, and waits likewise after reading the source's statistics, so that a later C(ALTER TABLE)
+        shows a different C(CREATE_TIME) (up to one second per promotion). An C(ALTER TABLE) by another session within
+        that same second, while the promotion runs, is not told apart.
       - C(false) computes every checksum and records nothing for later reuse.
     type: bool
     default: true
@@ -391,6 +395,13 @@ def argument_spec():
         recycle_backups=dict(type="bool", default=True),
         recycle_min_rows=dict(type="int", default=10000),
     )
+
+
+def newest_create_time(stats):
+    """The latest CREATE_TIME (UNIX seconds) among table_stats() entries, None when none is known."""
+    times = [plan.whole_seconds(entry.get("create_time")) for entry in stats]
+    times = [t for t in times if t is not None]
+    return max(times) if times else None
 
 
 def _reason_of(exc):
@@ -1140,6 +1151,10 @@ class Replicator:
             except pymysql.err.MySQLError as exc:
                 guard = "cannot read table statistics (%s); it needs the PROCESS privilege" % _reason_of(exc)
                 self.src_stats = {}
+            if not self.check:
+                # CREATE_TIME has whole seconds: an ALTER TABLE later in the second of a recorded
+                # CREATE_TIME would leave it equal, so let that second pass before going on
+                self.wait_for_next_second(conn, newest_create_time(self.src_stats.values()))
             if reuse and guard is None:
                 self.src_reused = self.reusable(replace, "source", self.src_ident, self.src_stats, reasons)
                 src_ck.update(self.src_reused)
@@ -1373,6 +1388,7 @@ class Replicator:
                 self.reuse_notes.append("target: cannot read table statistics (%s)" % _reason_of(exc))
         src_ident = plan.server_ident(self.src_ident)
         tgt_ident = plan.server_ident(self.tgt_ident)
+        recorded_live = []
         for name, entry in new_state.items():
             src = self.src_stats.get(name) or {}
             if self.src_mark is not None and src.get("table_id") is not None:
@@ -1383,6 +1399,11 @@ class Replicator:
             if marks and marks["mark"] is not None and shadow_id is not None and str(now_live.get("table_id")) == str(shadow_id):
                 entry.update(target_ident=tgt_ident, target_mark=marks["mark"], target_create_time=now_live.get("create_time"),
                              target_table_id=shadow_id)
+                recorded_live.append(now_live)
+        if recorded_live:
+            # the cut-over just set these CREATE_TIMEs: end only after their second, so that no later
+            # ALTER TABLE (a foreign key re-created by the next run, a migration) can share it unseen
+            self.wait_for_next_second(self.mark_conn, newest_create_time(recorded_live))
 
     def open_loader(self, shadow):
         loader = self._open("target", database=False)
