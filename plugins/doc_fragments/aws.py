@@ -62,8 +62,7 @@ options:
     type: path
 requirements:
   - python >= 3.9
-  - boto3 >= 1.28.0
-  - botocore >= 1.31.0
+  - botocore >= 1.31.0 (installed with boto3; the modules import botocore only)
 notes:
   - Transient failures (throttling, 5xx, connection errors) are retried by botocore's C(adaptive) retry mode.
 """

@@ -296,8 +296,8 @@ from queue import Full, Queue
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.casper.directus_promote.plugins.module_utils.aws import (
-    BOTO3_IMPORT_ERROR,
-    HAS_BOTO3,
+    BOTOCORE_IMPORT_ERROR,
+    HAS_BOTOCORE,
     aws_client,
     aws_connection_argument_spec,
     aws_error_code,
@@ -327,7 +327,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:  # pragma: no cover - reported through HAS_BOTO3
+except ImportError:  # pragma: no cover - reported through HAS_BOTOCORE
     BotoCoreError = ClientError = Exception
 
 MIB = 1024 * 1024
@@ -782,8 +782,8 @@ def validate(params):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
+    if not HAS_BOTOCORE:
+        module.fail_json(msg=missing_required_lib("botocore"), exception=str(BOTOCORE_IMPORT_ERROR))
     params = module.params
     problems = validate(params)
     if problems:
