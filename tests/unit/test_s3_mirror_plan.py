@@ -334,8 +334,8 @@ def test_plan_summary_counts():
 
 def test_failure_message_names_each_reason_once_and_counts_the_rest():
     outage = "ServiceUnavailable: Please reduce your request rate. (CopyObject)"
-    failed = [("b/%02d" % i, outage) for i in range(38)] + [("a/1", "AccessDenied: x (CopyObject)"),
-                                                          ("c/9", "AccessDenied: x (CopyObject)")]
+    denied = "AccessDenied: x (CopyObject)"
+    failed = [("b/%02d" % i, outage) for i in range(38)] + [("a/1", denied), ("c/9", denied)]
     message = P.failure_message(failed, nothing_deleted=True)
     assert message.startswith("40 objects failed after retries; nothing was deleted: ")
     assert message.count(outage) == 1 and message.count("AccessDenied") == 1
