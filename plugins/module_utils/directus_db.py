@@ -697,11 +697,27 @@ def side_schema_name(database, mark, timestamp):
     return name
 
 
+def free_stamp(database, marks, stamp, existing):
+    """``stamp``, or ``stamp_2``, ``stamp_3``...: the first for which no ``<database><mark><stamp>`` of
+    ``marks`` is in ``existing`` (schema names carry whole seconds; runs can be faster)."""
+    number = 1
+    candidate = stamp
+    while any(side_schema_name(database, mark, candidate) in existing for mark in marks):
+        number += 1
+        candidate = "%s_%d" % (stamp, number)
+    return candidate
+
+
+def _stamp_order(stamp):
+    base, _sep, number = stamp.partition("_")
+    return base, int(number or 1)
+
+
 def schemas_with_mark(schemas, database, mark):
-    """Schemas named ``<database><mark><timestamp>``, oldest first."""
+    """Schemas named ``<database><mark><timestamp>[_n]``, oldest first."""
     prefix = database + mark
     found = [s for s in schemas if s.startswith(prefix) and TIMESTAMP_RE.match(s[len(prefix):])]
-    return sorted(found, key=lambda s: s[len(prefix):])
+    return sorted(found, key=lambda s: _stamp_order(s[len(prefix):]))
 
 
 def backups_to_prune(schemas, database, keep, mark=BACKUP_MARK):

@@ -1248,15 +1248,9 @@ class Replicator:
     def execute(self):
         self.result["recycled"] = []
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        existing = set(self.schemas(self.tgt))
-        suffix = ""
-        n = 1
-        while plan.side_schema_name(self.db, plan.BACKUP_MARK, stamp + suffix) in existing or \
-                plan.side_schema_name(self.db, plan.SHADOW_MARK, stamp + suffix) in existing:
-            n += 1
-            suffix = "_%d" % n
-        shadow = plan.side_schema_name(self.db, plan.SHADOW_MARK, stamp + suffix)
-        backup = plan.side_schema_name(self.db, plan.BACKUP_MARK, stamp + suffix)
+        stamp = plan.free_stamp(self.db, (plan.BACKUP_MARK, plan.SHADOW_MARK), stamp, set(self.schemas(self.tgt)))
+        shadow = plan.side_schema_name(self.db, plan.SHADOW_MARK, stamp)
+        backup = plan.side_schema_name(self.db, plan.BACKUP_MARK, stamp)
         charset, collation = fetch(self.tgt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
                                    "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (self.db,))[0]
         self.run_sql(self.tgt, "SET SESSION foreign_key_checks = 0", record=False)
@@ -1971,7 +1965,8 @@ class Replicator:
             return
         t = time.monotonic()
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        rolled = plan.side_schema_name(self.db, plan.ROLLEDBACK_MARK, stamp)
+        rolled = plan.side_schema_name(self.db, plan.ROLLEDBACK_MARK, plan.free_stamp(
+            self.db, (plan.ROLLEDBACK_MARK,), stamp, set(self.schemas(self.tgt))))
         self.run_sql(self.tgt, "SET SESSION foreign_key_checks = 0", record=False)
         charset, collation = fetch(self.tgt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
                                    "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (self.db,))[0]

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import hashlib
 import os
 import threading
@@ -614,6 +616,26 @@ def test_production_transaction_spanning_the_cut_over_is_not_missed(fresh, run_m
     assert after["changed_tables"] == ["articles"], after.get("msg")
     assert "target: written since" in after["checksums"]["computed_because"]["articles"]
     assert_articles_promoted(sb)
+
+
+def test_a_rollback_in_a_second_that_already_has_a_rolledback_schema_takes_the_next_number(fresh, run_module):
+    sb = fresh
+    before = checksums(sb.prod)
+    assert run_module(MODULE, promote_args(sb))["changed"] is True
+    # schema names carry whole seconds: occupy the next few seconds' names as a rollback moments ago would have
+    start = datetime.datetime.now(datetime.timezone.utc)
+    taken = ["directus__rolledback_%s" % (start + datetime.timedelta(seconds=i)).strftime("%Y%m%dT%H%M%S") for i in range(6)]
+    for name in taken:
+        q(sb.prod, "CREATE DATABASE `%s`" % name)
+    try:
+        back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True, keep_backups=10))
+        assert not back.get("failed"), back.get("msg")
+        assert back["backup_schema"] in [name + "_2" for name in taken]
+        assert checksums(sb.prod) == before
+    finally:
+        for name in schemas(sb.prod):
+            if name.startswith("directus__rolledback_"):
+                q(sb.prod, "DROP DATABASE `%s`" % name)
 
 
 def test_after_a_rollback_checksums_are_computed(fresh, run_module):

@@ -259,6 +259,20 @@ def test_backup_pruning_and_schema_names():
         plan.side_schema_name("x" * 60, plan.BACKUP_MARK, "20260101T000000")
 
 
+def test_schemas_of_one_second_get_numbered_names_in_order():
+    stamp = "20260101T000000"
+    existing = {"directus__backup_" + stamp, "directus__shadow_%s_2" % stamp}
+    # the backup and shadow of one promotion share a stamp: skip a number either one uses
+    assert plan.free_stamp("directus", (plan.BACKUP_MARK, plan.SHADOW_MARK), stamp, existing) == stamp + "_3"
+    assert plan.free_stamp("directus", (plan.ROLLEDBACK_MARK,), stamp, existing) == stamp
+    names = ["directus__backup_%s%s" % (stamp, suffix) for suffix in ("_10", "_2", "", "_9")] + [
+        "directus__backup_20251231T235959"]
+    assert plan.schemas_with_mark(names, "directus", plan.BACKUP_MARK) == [
+        "directus__backup_20251231T235959", "directus__backup_" + stamp, "directus__backup_%s_2" % stamp,
+        "directus__backup_%s_9" % stamp, "directus__backup_%s_10" % stamp]
+    assert plan.backups_to_prune(names, "directus", 1) == names[4:5] + names[2:3] + names[1:2] + names[3:4]
+
+
 def test_fingerprint_is_stable_and_sensitive():
     assert plan.fingerprint({"a": 1, "b": None}, "map_email") == plan.fingerprint({"b": None, "a": 1}, "map_email")
     assert plan.fingerprint({"a": 1}, "map_email") != plan.fingerprint({"a": 2}, "map_email")
