@@ -1666,9 +1666,11 @@ class Replicator:
         """Stream tables from the one snapshot connection into the shadow schema.
 
         The source is read table after table (one consistent snapshot); each table is written by
-        one of COPY_WRITERS target connections in its own transaction, so a big table's inserts
-        overlap with reading and inserting the next ones. Row literals are built by the source
-        server; a table whose rows are too long for that is re-read with client-side literals.
+        one of COPY_WRITERS target connections, so a big table's inserts overlap with reading and
+        inserting the next ones. The last (biggest) table is also written by the other connection
+        as soon as it is free: the target's inserts, not the reading, are what take the time.
+        Row literals are built by the source server; a table whose rows are too long for that is
+        re-read with client-side literals.
         """
         pool = queue.Queue()
         for _i in range(COPY_WRITERS):
@@ -1676,7 +1678,7 @@ class Replicator:
         errors = []
         threads = []
         try:
-            for name in names:
+            for index, name in enumerate(names):
                 conn = pool.get()
                 if errors:
                     pool.put(conn)
@@ -1685,6 +1687,10 @@ class Replicator:
                 thread = threading.Thread(target=self._writer, args=(conn, work, name, shadow, pool, errors), daemon=True)
                 thread.start()
                 threads.append(thread)
+                if index == len(names) - 1 and index > 0:
+                    helper = threading.Thread(target=self._second_writer, args=(work, name, shadow, pool, errors), daemon=True)
+                    helper.start()
+                    threads.append(helper)
                 try:
                     self._read_table(name, shadow, batch, work, errors)
                 finally:
@@ -1699,6 +1705,10 @@ class Replicator:
             raise Failure("%s while loading %s into the shadow schema; the live tables were not changed" % (
                 friendly_error("target", self.p["target"], exc), name))
 
+    def _second_writer(self, work, name, shadow, pool, errors):
+        """Share ``work`` with its first writer once another connection is free (both commit per statement)."""
+        self._writer(pool.get(), work, name, shadow, pool, errors)
+
     def _writer(self, conn, work, name, shadow, pool, errors):
         started = time.monotonic()
         statements = 0
@@ -1710,10 +1720,12 @@ class Replicator:
                 while True:
                     item = work.get()
                     if item is None:
+                        work.task_done()
+                        work.put(None)  # for the other writer of this table, if any
                         break
-                    if failed:
-                        continue
                     try:
+                        if failed:
+                            continue
                         if item is RESTART:
                             cur.execute("TRUNCATE TABLE %s" % qualified(shadow, name))
                             continue
@@ -1722,9 +1734,11 @@ class Replicator:
                     except Exception as exc:  # noqa: BLE001 - handed to the reading thread
                         errors.append((name, exc))
                         failed = True
-                if not failed:
-                    self.commands.append("INSERT INTO %s: %d rows in %d statements in %.2f s" % (
-                        qualified(shadow, name), self.copied.get(name, 0), statements, time.monotonic() - started))
+                    finally:
+                        work.task_done()  # the reader joins the queue before a RESTART
+                if not failed and statements:
+                    self.commands.append("INSERT INTO %s: %d statements in %.2f s" % (
+                        qualified(shadow, name), statements, time.monotonic() - started))
         except Exception as exc:  # noqa: BLE001
             errors.append((name, exc))
         finally:
@@ -1765,7 +1779,11 @@ class Replicator:
                     friendly_error("source", self.p["source"], exc), name)) from None
             except RowTooLong:
                 cur.close()  # drains the unbuffered result so the snapshot connection stays usable
+                # two writers may share this table: every INSERT queued so far ends before it is emptied,
+                # and it is empty before the first re-read row is queued
+                work.join()
                 work.put(RESTART)
+                work.join()
                 self.commands.append("%s: rows too long for server-side literals, copied with client-side ones" % name)
                 continue
             self.copied[name] = total

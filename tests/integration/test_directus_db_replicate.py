@@ -427,6 +427,36 @@ def test_every_type_copied_byte_identical(sandbox, run_module):
     assert shows == {t: q(sb.staging, "SHOW CREATE TABLE directus.`%s`" % t)[0][1] for t in promoted}
 
 
+def test_the_biggest_table_re_read_with_client_literals_while_two_writers_share_it(sandbox, run_module):
+    """The last, biggest table is written by both target connections; a re-read (rows too long for the
+    source to build) must not race with inserts still running on the other connection."""
+    sb = sandbox
+    for server in (sb.staging, sb.prod):
+        drop_side_schemas(server)
+    s, p = sb.staging.root_connect(), sb.prod.root_connect()
+    fx.build_directus_db(s, DB, env="staging", seed=4, content_rows=1200)
+    fx.build_directus_db(p, DB, env="staging", seed=4, content_rows=300)
+    s.close()
+    p.close()
+    # 40 INSERTs of 64 KB before the first row that is too long, so both connections are busy when it comes
+    q(sb.staging, "INSERT INTO directus.awkward_values (label, long_text) SELECT CONCAT('filler ', seq), REPEAT('x', 200) "
+                  "FROM directus.seq_1_to_12000")
+    # six 700 KB blobs make awkward_values the biggest table, each too long for a 1 MB source packet as hex
+    for number in range(6):
+        q(sb.staging, "INSERT INTO directus.awkward_values (label, blob_value) VALUES (%s, %s)",
+          ("big blob %d" % number, bytes([number]) + bytes(range(256)) * 2800))
+    q(sb.staging, "ANALYZE TABLE directus.awkward_values")  # its size, as the module reads it, now counts the blobs
+    result = run_with_1mb_source_packet(sb, run_module, promote_args(sb, batch_bytes=65536))
+    assert not result.get("failed"), result.get("msg")
+    commands = result["executed_commands"]
+    assert "awkward_values: rows too long for server-side literals, copied with client-side ones" in commands
+    loads = [c.split("`")[3] for c in commands if c.startswith("INSERT INTO `directus__shadow_")]
+    assert loads[-2:] == ["awkward_values", "awkward_values"], loads  # loaded last, by both connections
+    promoted = [t["name"] for t in result["tables"] if t["policy"] == "replace"]
+    assert checksums(sb.prod, promoted) == checksums(sb.staging, promoted)
+    assert checksums(sb.prod, promoted, method="checksum_table") == checksums(sb.staging, promoted, method="checksum_table")
+
+
 # --------------------------------------------------------------------------- checksum reuse (no-change re-runs)
 
 def com_checksum(server):
