@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import datetime
-
 import hashlib
 import os
 import threading
@@ -53,8 +52,8 @@ def build(sb, staging=None, prod=None):
     for server in (sb.staging, sb.prod):
         drop_side_schemas(server)
     s, p = sb.staging.root_connect(), sb.prod.root_connect()
-    fx.build_directus_db(s, DB, env="staging", seed=1, **dict(dict(content_rows=1500), **(staging or {})))
-    fx.build_directus_db(p, DB, env="prod", seed=1, **dict(dict(content_rows=400), **(prod or {})))
+    fx.build_directus_db(s, DB, **dict(dict(env="staging", seed=1, content_rows=1500), **(staging or {})))
+    fx.build_directus_db(p, DB, **dict(dict(env="prod", seed=1, content_rows=400), **(prod or {})))
     s.close()
     p.close()
 
@@ -404,13 +403,7 @@ def run_with_1mb_source_packet(sb, run_module, args):
 def test_every_type_copied_byte_identical(sandbox, run_module):
     """Same users on both sides (nothing to map): every promoted table ends byte-identical to the source."""
     sb = sandbox
-    for server in (sb.staging, sb.prod):
-        drop_side_schemas(server)
-    s, p = sb.staging.root_connect(), sb.prod.root_connect()
-    fx.build_directus_db(s, DB, env="staging", seed=3, content_rows=1200)
-    fx.build_directus_db(p, DB, env="staging", seed=3, content_rows=300)
-    s.close()
-    p.close()
+    build(sb, staging=dict(seed=3, content_rows=1200), prod=dict(env="staging", seed=3, content_rows=300))
     # a 700 KB blob: its hex literal (1.4 MB) is too long for a source with max_allowed_packet = 1 MB, so
     # that table is copied with client-built literals instead
     q(sb.staging, "INSERT INTO directus.awkward_values (label, blob_value) VALUES ('big blob', %s)",
@@ -431,13 +424,7 @@ def test_the_biggest_table_re_read_with_client_literals_while_two_writers_share_
     """The last, biggest table is written by both target connections; a re-read (rows too long for the
     source to build) must not race with inserts still running on the other connection."""
     sb = sandbox
-    for server in (sb.staging, sb.prod):
-        drop_side_schemas(server)
-    s, p = sb.staging.root_connect(), sb.prod.root_connect()
-    fx.build_directus_db(s, DB, env="staging", seed=4, content_rows=1200)
-    fx.build_directus_db(p, DB, env="staging", seed=4, content_rows=300)
-    s.close()
-    p.close()
+    build(sb, staging=dict(seed=4, content_rows=1200), prod=dict(env="staging", seed=4, content_rows=300))
     # 40 INSERTs of 64 KB before the first row that is too long, so both connections are busy when it comes
     q(sb.staging, "INSERT INTO directus.awkward_values (label, long_text) SELECT CONCAT('filler ', seq), REPEAT('x', 200) "
                   "FROM directus.seq_1_to_12000")
