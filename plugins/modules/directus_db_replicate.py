@@ -1245,10 +1245,14 @@ class Replicator:
         self.result["changed_tables"] = sorted(set(self.swap_in) | set(self.swap_out) | set(self.kept_changes))
 
     # ------------------------------------------------------------------ execute
+    def new_stamp(self, *marks):
+        """This second's timestamp for new side schemas of ``marks``, numbered when the second already has one."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        return plan.free_stamp(self.db, marks, stamp, set(self.schemas(self.tgt)))
+
     def execute(self):
         self.result["recycled"] = []
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        stamp = plan.free_stamp(self.db, (plan.BACKUP_MARK, plan.SHADOW_MARK), stamp, set(self.schemas(self.tgt)))
+        stamp = self.new_stamp(plan.BACKUP_MARK, plan.SHADOW_MARK)
         shadow = plan.side_schema_name(self.db, plan.SHADOW_MARK, stamp)
         backup = plan.side_schema_name(self.db, plan.BACKUP_MARK, stamp)
         charset, collation = fetch(self.tgt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
@@ -1982,9 +1986,7 @@ class Replicator:
             self.finish_result()
             return
         t = time.monotonic()
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        rolled = plan.side_schema_name(self.db, plan.ROLLEDBACK_MARK, plan.free_stamp(
-            self.db, (plan.ROLLEDBACK_MARK,), stamp, set(self.schemas(self.tgt))))
+        rolled = plan.side_schema_name(self.db, plan.ROLLEDBACK_MARK, self.new_stamp(plan.ROLLEDBACK_MARK))
         self.run_sql(self.tgt, "SET SESSION foreign_key_checks = 0", record=False)
         charset, collation = fetch(self.tgt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
                                    "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (self.db,))[0]
