@@ -11,11 +11,14 @@ fixture code (``--rows`` content rows) and a production one (``--prod-rows``), t
      <db> | mariadb <db>`` (credentials in 0600 defaults files, never argv), on a freshly built production;
   2. a full promotion with the module (run exactly as Ansible runs it), on a freshly built production;
   3. the no-change re-run of the module;
-  4. ``--repeats`` repeat promotions on the now promoted production: each round is an editor session on
+  4. a floor, right after the pipeline: the target server copying every table the pipeline loaded into a
+     scratch schema (``INSERT ... SELECT`` in 20,000-id chunks, two connections), with no client, no source
+     server and no SQL parsing in the way; no way of promoting that writes every row can be faster here;
+  5. ``--repeats`` repeat promotions on the now promoted production: each round is an editor session on
      staging (``staging_edit``: 3 articles updated, 1 added, a permission tweaked) followed by a promotion.
 
-2, 3 and 4 all run with ``keep_backups=--keep-backups``, so backup schemas accumulate across them as they
-do on a real production. During 1, 2 and 4 a prober reads a content table and ``directus_users`` on the
+2, 3 and 5 all run with ``keep_backups=--keep-backups``, so backup schemas accumulate across them as they
+do on a real production. During 1, 2 and 5 a prober reads a content table and ``directus_users`` on the
 target every 10 ms and counts errors (any exception, or an empty content table). Prints two tables and
 the ratios; all ratios to the pipeline use the pipeline time of the same run.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -131,6 +135,68 @@ def run_pipeline(sb, tmp):
     return time.monotonic() - started
 
 
+def copy_chunks(cur, table, step=20_000):
+    """WHERE clauses splitting ``table`` into ``step``-id ranges of a one-integer-column primary key, else one."""
+    cur.execute("SELECT k.COLUMN_NAME, c.DATA_TYPE FROM information_schema.KEY_COLUMN_USAGE k "
+                "JOIN information_schema.COLUMNS c USING (TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME) "
+                "WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.CONSTRAINT_NAME = 'PRIMARY'", (DB, table))
+    key = cur.fetchall()
+    if len(key) != 1 or "int" not in key[0][1]:
+        return [""]
+    column = key[0][0]
+    cur.execute("SELECT MIN(`{0}`), MAX(`{0}`) FROM `{1}`.`{2}`".format(column, DB, table))
+    low, high = cur.fetchone()
+    if low is None:
+        return []
+    return ["WHERE `%s` BETWEEN %d AND %d" % (column, start, start + step - 1) for start in range(low, high + 1, step)]
+
+
+def measure_floor(server, connections=2, scratch="bench_floor"):
+    """Seconds for ``server`` to copy every table but directus_users of DB into an empty schema by itself.
+
+    Biggest tables first, in id-range chunks that ``connections`` connections take from one queue and
+    commit one by one (as the module's writers do). The scratch tables have no foreign keys (``CREATE
+    TABLE ... LIKE``), so this is less work than any real promotion does.
+    """
+    conn = server.root_connect()
+    work = queue.Queue()
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS `%s`" % scratch)
+        cur.execute("CREATE DATABASE `%s`" % scratch)
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                    "AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> 'directus_users' "
+                    "ORDER BY DATA_LENGTH + INDEX_LENGTH DESC", (DB,))
+        for (table,) in cur.fetchall():
+            cur.execute("CREATE TABLE `%s`.`%s` LIKE `%s`.`%s`" % (scratch, table, DB, table))
+            for where in copy_chunks(cur, table):
+                work.put("INSERT INTO `%s`.`%s` SELECT * FROM `%s`.`%s` %s" % (scratch, table, DB, table, where))
+
+    def writer():
+        own = server.root_connect()
+        with own.cursor() as cur:
+            cur.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
+            while True:
+                try:
+                    statement = work.get_nowait()
+                except queue.Empty:
+                    break
+                cur.execute(statement)
+                own.commit()
+        own.close()
+
+    started = time.monotonic()
+    writers = [threading.Thread(target=writer) for _ in range(connections)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    seconds = time.monotonic() - started
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE `%s`" % scratch)
+    conn.close()
+    return seconds
+
+
 def module_args(sb, keep_backups):
     def conn(server):
         return dict(host=server.host, port=server.port, user=server.user, password=server.password, database=DB)
@@ -182,6 +248,8 @@ def main():
         results["pipeline_s"] = run_pipeline(sb, tmp)
         results["pipeline_probe"] = prober.stop()
         print("pipeline: %.1f s, prober %s" % (results["pipeline_s"], results["pipeline_probe"]), flush=True)
+        results["floor_s"] = measure_floor(sb.prod)
+        print("floor (the target copying every row by itself, 2 connections): %.1f s" % results["floor_s"], flush=True)
 
         build_prod(sb, prod_rows)
         prober = Prober(sb.prod)
@@ -237,8 +305,11 @@ def main():
     print("| directus_db_replicate, full promotion | %.1f | %d / %d |" % (
         results["module_s"], results["module_probe"]["errors"], results["module_probe"]["probes"]))
     print("| directus_db_replicate, no-change re-run | %.2f | - |" % results["rerun_s"])
+    print("| floor: the target server copying every row by itself (2 connections) | %.1f | - |" % results["floor_s"])
     print()
+    results["ratio_floor"] = results["floor_s"] / results["pipeline_s"]
     print("full promotion / pipeline = %.2f (target <= 0.5)" % results["ratio_full"])
+    print("floor / pipeline = %.2f (a promotion that writes every row cannot go below this here)" % results["ratio_floor"])
     print("no-change re-run / full promotion = %.3f (target <= 0.05)" % results["ratio_rerun"])
     if results["repeats"]:
         print()
