@@ -1442,18 +1442,20 @@ class Replicator:
         t = time.monotonic()
         replaced = [n for n in self.swap_in if self.actions[n] == "replace"]
         plain = [n for n in replaced if n not in self.inline]
-        shadow_ck = self.checksums(self.tgt, shadow, plain) if self.comparable else {}
+        user_tables = {t for t, _c in self.user_cols}
+        transformed = [n for n in replaced if n in user_tables and self.user_map]
+        # user references mapped while reading are final: transform_shadow leaves those tables as loaded
+        settled = [n for n in transformed if n in self.inline]
+        scans = self.verification_scans(shadow, replaced, plain, settled)
+        shadow_ck = {n: scans[("checksum", n)] for n in plain if ("checksum", n) in scans}
         for name in sorted(replaced):
-            cols = [c for c in self.src_cols[name] if not c[2]]
-            if name in self.crc and self.comparable:
-                row_sql = server_row_sql([c[0] for c in cols], [literal_kind(c[1]) for c in cols])
-                got, crc = fetch(self.tgt, "SELECT COUNT(*), COALESCE(SUM(CRC32(%s)), 0) FROM %s" % (
-                    row_sql, qualified(shadow, name)))[0]
+            if ("crc", name) in scans:
+                got, crc = scans[("crc", name)]
                 if int(got) != self.copied[name] or int(crc) != self.crc[name]:
                     raise Failure("verification failed for %s: %s rows / CRC %s in the shadow copy, %d rows / CRC %d read "
                                   "from the source snapshot" % (name, got, crc, self.copied[name], self.crc[name]))
                 continue
-            got = self.count(self.tgt, shadow, name)
+            got = scans[("count", name)]
             if got != self.copied[name]:
                 raise Failure("verification failed for %s: %d rows read from the source, %d in the shadow copy"
                               % (name, self.copied[name], got))
@@ -1486,14 +1488,67 @@ class Replicator:
                                   % (name, self.copied[name], got))
         self.timed("verify", t)
         self.transform_shadow(loader, shadow)
-        user_tables = {t for t, _c in self.user_cols}
         self.new_state = {}
-        transformed = [n for n in replaced if n in user_tables and self.user_map]
-        after_ck = self.checksums(self.tgt, shadow, transformed) if transformed else {}
+        after_ck = {n: scans[("checksum", n)] for n in settled}
+        rewritten = [n for n in transformed if n not in after_ck]
+        after_ck.update(self.checksums(self.tgt, shadow, rewritten) if rewritten else {})
         for name in replaced:
             fp = self.user_fp if name in transformed else None
             self.new_state[name] = {"source_checksum": self.src_ck.get(name),
                                     "target_checksum": after_ck.get(name, shadow_ck.get(name)), "fingerprint": fp}
+
+    def verification_scans(self, shadow, replaced, plain, settled):
+        """Read back every replaced shadow table: {(kind, table): result}, kind in count, crc, checksum.
+
+        ``crc`` (rows, summed CRC32 of the row literals) for tables whose user ids were mapped while
+        reading, to compare with what the source sent; ``count`` for the others, with ``checksum``
+        (CHECKSUM TABLE) where the source's can be compared; ``checksum`` also for ``settled`` tables,
+        whose checksum the next run's reuse needs. Each is a full scan, so they run on COPY_WRITERS
+        connections at once, biggest table first. The row literals hold TIMESTAMP values as text, so
+        these sessions use the UTC of the snapshot, whatever the target server's own time zone.
+        """
+        scans = {}
+        for name in replaced:
+            table = qualified(shadow, name)
+            if name in self.crc and self.comparable:
+                cols = [c for c in self.src_cols[name] if not c[2]]
+                row_sql = server_row_sql([c[0] for c in cols], [literal_kind(c[1]) for c in cols])
+                scans[("crc", name)] = "SELECT COUNT(*), COALESCE(SUM(CRC32(%s)), 0) FROM %s" % (row_sql, table)
+            else:
+                scans[("count", name)] = "SELECT COUNT(*) FROM %s" % table
+            if (name in plain and self.comparable) or name in settled:
+                scans[("checksum", name)] = "CHECKSUM TABLE %s" % table
+        work = queue.Queue()
+        for key in sorted(scans, key=lambda k: (-self.src_bytes.get(k[1], 0), k)):
+            work.put(key)
+        results, errors = {}, []
+
+        def scan():
+            try:
+                conn = self.utc_conn("target")
+                while not errors:
+                    try:
+                        key = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    row = fetch(conn, scans[key])[0]
+                    if key[0] == "count":
+                        results[key] = int(row[0])
+                    elif key[0] == "crc":
+                        results[key] = (int(row[0]), int(row[1]))
+                    else:
+                        results[key] = None if row[1] is None else str(row[1])
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=scan, daemon=True) for _i in range(min(COPY_WRITERS, len(scans)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return results
 
     def recycle_tables(self, shadow, loader, batch):
         """Take replaced tables from the backup this promotion prunes anyway (plan.recycle_donor).

@@ -444,6 +444,27 @@ def test_the_biggest_table_re_read_with_client_literals_while_two_writers_share_
     assert checksums(sb.prod, promoted, method="checksum_table") == checksums(sb.staging, promoted, method="checksum_table")
 
 
+def test_servers_in_other_time_zones_promote_timestamps_unchanged(fresh, run_module):
+    """TIMESTAMP values travel as text in the session's time zone: every connection that reads or writes
+    them, the verification's included, must use the same one whatever the servers' own zones are."""
+    sb = fresh
+    zones = {server: q(server, "SELECT @@GLOBAL.time_zone")[0][0] for server in (sb.staging, sb.prod)}
+    q(sb.staging, "SET GLOBAL time_zone = '-03:00'")
+    q(sb.prod, "SET GLOBAL time_zone = '+05:30'")
+    try:
+        result = run_module(MODULE, promote_args(sb))
+        again = run_module(MODULE, promote_args(sb))
+    finally:
+        for server, zone in zones.items():
+            q(server, "SET GLOBAL time_zone = %s", (zone,))
+    assert not result.get("failed"), result.get("msg")
+    assert result["preflight"]["user_refs_mapped"] > 0  # articles' user columns mapped while reading
+    for table in ("articles", "authors", "directus_files"):
+        assert rows_hash(sb.prod, table, exclude=USER_COLUMNS) == rows_hash(sb.staging, table, exclude=USER_COLUMNS), table
+    assert checksums(sb.prod, IDENTICAL) == checksums(sb.staging, IDENTICAL)
+    assert not again.get("failed") and not again["changed"], again.get("msg") or again["changed_tables"]
+
+
 # --------------------------------------------------------------------------- checksum reuse (no-change re-runs)
 
 def com_checksum(server):
