@@ -262,6 +262,35 @@ def test_rollback_restores_previous_state(fresh, run_module):
     assert again["changed"] is True and not again.get("failed"), again.get("msg")
 
 
+def test_rollback_leaves_a_dangling_foreign_key_to_a_table_the_promotion_created_in_production(fresh, run_module):
+    """A kept table's FK to a name production lacks (left by a DROP TABLE with foreign_key_checks=0) resolves
+    once a promotion brings that table; rolling back must not drag the FK into the rolled-back schema."""
+    sb = fresh
+    q(sb.staging, "CREATE TABLE directus.campaigns (id CHAR(36) NOT NULL PRIMARY KEY, name VARCHAR(64)) ENGINE=InnoDB")
+    q(sb.staging, "INSERT INTO directus.campaigns VALUES ('c1', 'spring')")
+    conn = sb.prod.root_connect()
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION foreign_key_checks = 0")
+        cur.execute("ALTER TABLE directus.directus_sessions ADD COLUMN campaign CHAR(36) NULL, ADD CONSTRAINT "
+                    "sessions_campaign FOREIGN KEY (campaign) REFERENCES directus.campaigns (id)")
+    conn.close()
+
+    def campaign_fk():
+        return q(sb.prod, "SELECT UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+                          "WHERE CONSTRAINT_SCHEMA = 'directus' AND CONSTRAINT_NAME = 'sessions_campaign'")
+
+    assert campaign_fk() == (("directus", "campaigns"),)
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed"), result.get("msg")
+    assert "campaigns" in result["changed_tables"] and campaign_fk() == (("directus", "campaigns"),)
+    back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert not back.get("failed"), back.get("msg")
+    assert "campaigns" not in [r[0] for r in q(sb.prod, "SHOW TABLES FROM directus")]
+    assert campaign_fk() == (("directus", "campaigns"),)  # dangling again, as before the promotion
+    again = run_module(MODULE, promote_args(sb))
+    assert not again.get("failed") and campaign_fk() == (("directus", "campaigns"),), again.get("msg")
+
+
 def refused(sb, run_module, args, *needles, check=False):
     ck, sch, cnt = checksums(sb.prod, method="checksum_table"), schemas(sb.prod), write_counters(sb.prod)
     result = run_module(MODULE, args, check=check)
