@@ -185,7 +185,7 @@ def measure_floor(server, connections=2, scratch="bench_floor"):
         own.close()
 
     started = time.monotonic()
-    writers = [threading.Thread(target=writer) for _ in range(connections)]
+    writers = [threading.Thread(target=writer) for _i in range(connections)]
     for thread in writers:
         thread.start()
     for thread in writers:
