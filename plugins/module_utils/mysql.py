@@ -27,6 +27,15 @@ else:
     HAS_PYMYSQL = True
     PYMYSQL_IMPORT_ERROR = None
 
+# Every session's sql_mode, whatever the server's default: ANSI_QUOTES would make SHOW CREATE TABLE quote
+# names with " and "..." in our SQL an identifier, NO_BACKSLASH_ESCAPES would change what QUOTE()'s
+# output means, PAD_CHAR_TO_FULL_LENGTH would pad CHAR values read back. MariaDB's and MySQL 8's default,
+# less what only one of them knows.
+SESSION_SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+# Sessions that load copied rows: values stored as the source holds them (zero dates, 0 in an
+# auto-increment column), never silently in another storage engine.
+LOAD_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
 # MariaDB/MySQL client error codes mapped to one clear sentence each.
 ER_ACCESS_DENIED = 1045
 ER_DBACCESS_DENIED = 1044
@@ -114,6 +123,7 @@ def connect(params, label, database=True, streaming=False, raw=False, autocommit
         # No LOCAL INFILE: a compromised server must not read client files.
         local_infile=False,
         program_name="casper.directus_promote",
+        sql_mode=SESSION_SQL_MODE,
     )
     if database:
         kwargs["database"] = params["database"]

@@ -337,6 +337,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as plan
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import (
     HAS_PYMYSQL,
+    LOAD_SQL_MODE,
     PYMYSQL_IMPORT_ERROR,
     DatabaseError,
     RowTooLong,
@@ -1406,7 +1407,7 @@ class Replicator:
     def open_loader(self, shadow):
         loader = self._open("target", database=False)
         for sql in ("SET SESSION foreign_key_checks = 0", "SET SESSION unique_checks = 0",
-                    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'", "SET SESSION time_zone = '+00:00'"):
+                    "SET SESSION sql_mode = '%s'" % LOAD_SQL_MODE, "SET SESSION time_zone = '+00:00'"):
             self.run_sql(loader, sql, record=False)
         self.run_sql(loader, "USE %s" % quote_ident(shadow), record=False)
         return loader

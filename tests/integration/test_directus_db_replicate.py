@@ -494,6 +494,45 @@ def test_servers_in_other_time_zones_promote_timestamps_unchanged(fresh, run_mod
     assert not again.get("failed") and not again["changed"], again.get("msg") or again["changed_tables"]
 
 
+def test_servers_with_unusual_sql_modes_promote_and_roll_back_unchanged(fresh, run_module):
+    """The servers' own sql_mode must not change what the module's SQL means: ANSI_QUOTES makes "..." an
+    identifier, NO_BACKSLASH_ESCAPES reads a backslash as itself, PAD_CHAR_TO_FULL_LENGTH pads CHAR values,
+    and strict modes refuse the zero dates a source may hold."""
+    sb = fresh
+    q(sb.staging, "INSERT INTO directus.awkward_values (label, text_value, dt3, d, uuid_value, blob_value) "
+                  "VALUES (%s, %s, %s, %s, %s, %s)",
+      ("modes", "back\\slash, 'single', \"double\"", "0000-00-00 00:00:00", "0000-00-00", "short", b"a\\b\0c"))
+    modes = "ANSI_QUOTES,NO_BACKSLASH_ESCAPES,PAD_CHAR_TO_FULL_LENGTH,STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE"
+    saved = {server: q(server, "SELECT @@GLOBAL.sql_mode")[0][0] for server in (sb.staging, sb.prod)}
+    before = checksums(sb.prod)
+    for server in saved:
+        q(server, "SET GLOBAL sql_mode = %s", (modes,))
+    try:
+        result = run_module(MODULE, promote_args(sb))
+        again = run_module(MODULE, promote_args(sb))
+    finally:
+        for server, mode in saved.items():
+            q(server, "SET GLOBAL sql_mode = %s", (mode,))
+    assert not result.get("failed"), result.get("msg")
+    assert rows_hash(sb.prod, "awkward_values", exclude=USER_COLUMNS) == rows_hash(sb.staging, "awkward_values",
+                                                                                    exclude=USER_COLUMNS)
+    row = "SELECT text_value, CAST(dt3 AS CHAR), CAST(d AS CHAR), uuid_value, blob_value FROM directus.awkward_values " \
+          "WHERE label = 'modes'"
+    assert q(sb.prod, row) == q(sb.staging, row) == (
+        ("back\\slash, 'single', \"double\"", "0000-00-00 00:00:00.000", "0000-00-00", "short", b"a\\b\0c"),)
+    assert checksums(sb.prod, IDENTICAL) == checksums(sb.staging, IDENTICAL)
+    assert not again.get("failed") and not again["changed"], again.get("msg") or again["changed_tables"]
+    for server in saved:
+        q(server, "SET GLOBAL sql_mode = %s", (modes,))
+    try:
+        back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    finally:
+        for server, mode in saved.items():
+            q(server, "SET GLOBAL sql_mode = %s", (mode,))
+    assert not back.get("failed"), back.get("msg")
+    assert checksums(sb.prod) == before
+
+
 # --------------------------------------------------------------------------- checksum reuse (no-change re-runs)
 
 def com_checksum(server):
