@@ -36,6 +36,11 @@ SESSION_SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUB
 # auto-increment column), never silently in another storage engine.
 LOAD_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 
+# Limits a server may set low for its web clients, lifted for our sessions only: a promotion keeps its
+# lock connection idle while it copies, streams big results and runs long CHECKSUM TABLE and INSERT
+# statements. The statement time limit is MariaDB's max_statement_time or MySQL's max_execution_time.
+SESSION_LIMITS = "SET SESSION wait_timeout = 28800, net_read_timeout = 600, net_write_timeout = 600"
+
 # MariaDB/MySQL client error codes mapped to one clear sentence each.
 ER_ACCESS_DENIED = 1045
 ER_DBACCESS_DENIED = 1044
@@ -104,6 +109,11 @@ def _reason(exc):
     return text
 
 
+def statement_time_variable(server_version):
+    """The session variable that limits a statement's run time on this server (0: no limit)."""
+    return "max_statement_time" if "mariadb" in (server_version or "").lower() else "max_execution_time"
+
+
 def connect(params, label, database=True, streaming=False, raw=False, autocommit=True):
     """Open a PyMySQL connection from a ``source``/``target`` options dict.
 
@@ -124,6 +134,7 @@ def connect(params, label, database=True, streaming=False, raw=False, autocommit
         local_infile=False,
         program_name="casper.directus_promote",
         sql_mode=SESSION_SQL_MODE,
+        init_command=SESSION_LIMITS,
     )
     if database:
         kwargs["database"] = params["database"]
@@ -138,7 +149,14 @@ def connect(params, label, database=True, streaming=False, raw=False, autocommit
         # Keep the encoders (for query arguments), drop every decoder: values stay bytes.
         kwargs["conv"] = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
     try:
-        return pymysql.connect(**kwargs)
+        conn = pymysql.connect(**kwargs)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION %s = 0" % statement_time_variable(conn.get_server_info()))
+        except pymysql.err.MySQLError:
+            conn.close()
+            raise
+        return conn
     except pymysql.err.MySQLError as exc:
         raise DatabaseError(friendly_error(label, params, exc)) from None
     except (OSError, ValueError) as exc:
