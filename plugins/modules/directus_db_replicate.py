@@ -179,6 +179,9 @@ notes:
     InnoDB moves such a reference along with the renamed parent table.
   - Rewriting C(directus_users.role) to a promoted role of the same name happens right after the swap (milliseconds).
     Directus serves permissions from its cache until the cache is cleared, which the role does afterwards.
+  - Each connection sets its own C(sql_mode), C(time_zone) (UTC wherever row values are read or written as text)
+    and limits (no statement time limit, C(wait_timeout) 8 hours, network timeouts 10 minutes), so the servers'
+    defaults for other clients do not change what is copied or verified.
 """
 
 EXAMPLES = r"""
