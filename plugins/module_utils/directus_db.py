@@ -614,6 +614,14 @@ def fk_add_sql(fk, ref_schema, schema=None):
     return "ALTER TABLE %s.%s ADD %s" % (_q(schema or fk["schema"]), _q(fk["table"]), fk_add_clause(fk, ref_schema))
 
 
+def group_by_table(items):
+    """(fk, ref_schema) items in one list per table, in fk_group_sql's order (one ALTER TABLE each)."""
+    by_table = {}
+    for fk, ref in items:
+        by_table.setdefault((fk["schema"], fk["table"]), []).append((fk, ref))
+    return [group for _key, group in sorted(by_table.items())]
+
+
 def fk_group_sql(items, op, schema=None):
     """One ALTER TABLE per table for a list of (fk, ref_schema): op 'drop' or 'add'.
 

@@ -111,6 +111,21 @@ options:
       - Seconds to wait for the target's promotion lock (C(GET_LOCK)) held by another run.
     type: int
     default: 10
+  cutover_lock_wait:
+    description:
+      - Seconds the swap waits for the metadata locks of the live tables it renames (and of the kept tables whose
+        foreign keys it re-creates) before it gives up this attempt. While it waits, every new query on those tables
+        queues behind it, so production stalls at most this long per attempt when a session (an idle open
+        transaction, a long report query) holds one of those tables.
+      - A timed-out attempt undoes its foreign-key changes; after the last attempt the module fails, names the
+        sessions that held the tables, drops the shadow copy, and nothing in production has changed.
+    type: int
+    default: 2
+  cutover_attempts:
+    description:
+      - How many times the swap tries to get those locks, two seconds apart.
+    type: int
+    default: 5
   batch_bytes:
     description:
       - Maximum size of one multi-row INSERT statement while copying (capped by the target's C(max_allowed_packet)).
@@ -370,6 +385,9 @@ COPY_QUEUE = 16
 RECYCLE_SAMPLE = 2000
 RESTART = object()
 # INNODB_TRX is a cache that InnoDB refreshes only when nobody read it for 100 ms
+# MariaDB and MySQL report a metadata lock wait that ran out (lock_wait_timeout) as this error
+ER_LOCK_WAIT_TIMEOUT = 1205
+CUTOVER_PAUSE = 2.0
 PROBE_IDLE = 0.12
 PROBE_ATTEMPTS = 4
 GUARD_ATTEMPTS = 3
@@ -394,6 +412,8 @@ def argument_spec():
         rollback=dict(type="bool", default=False),
         backup_file=dict(type="path"),
         lock_timeout=dict(type="int", default=10),
+        cutover_lock_wait=dict(type="int", default=2),
+        cutover_attempts=dict(type="int", default=5),
         batch_bytes=dict(type="int", default=4 * 1024 * 1024),
         reuse_checksums=dict(type="bool", default=True),
         recycle_backups=dict(type="bool", default=True),
@@ -1295,11 +1315,7 @@ class Replicator:
                 self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
                     quote_ident(backup), charset, collation))
             cutover = time.monotonic()
-            for sql in plan.fk_group_sql(fixes["pre_drop"], "drop"):
-                self.run_sql(self.tgt, sql)
-            dropped_fks = [fk for fk, _ref in fixes["pre_drop"]]
-            if rename:
-                self.run_sql(self.tgt, rename)
+            cutover = self.cut_over(fixes["pre_drop"], rename, dropped_fks, cutover)
             swapped = True
             self.result["backup_schema"] = backup if self.swap_out else None
             # Right after the swap: kept references follow the promoted ids, FKs point at the new tables.
@@ -1354,6 +1370,67 @@ class Replicator:
         self.save_state(backup if self.swap_out else None)
         self.prune(plan.BACKUP_MARK)
         self.timed("finish", t)
+
+    def cut_over(self, pre_drop, rename, dropped_fks, started):
+        """Drop the kept tables' FKs to swapped tables, then RENAME, each waiting at most cutover_lock_wait
+        seconds for its metadata locks; a timed-out attempt re-creates the FKs it dropped and, after a pause,
+        the next one starts. ``dropped_fks`` holds the FKs dropped so far (for the caller's clean-up).
+        Returns when the last successful attempt started (the cut-over's start).
+        """
+        wait = int(self.p["cutover_lock_wait"])
+        attempts = int(self.p["cutover_attempts"])
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                time.sleep(CUTOVER_PAUSE)
+                started = time.monotonic()
+            self.run_sql(self.tgt, "SET SESSION lock_wait_timeout = %d" % wait, record=False)
+            try:
+                for table_fks in plan.group_by_table(pre_drop):
+                    self.run_sql(self.tgt, plan.fk_group_sql(table_fks, "drop")[0])
+                    dropped_fks.extend(fk for fk, _ref in table_fks)
+                if rename:
+                    self.run_sql(self.tgt, rename)
+                return started
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != ER_LOCK_WAIT_TIMEOUT:
+                    raise
+                holders = self.lock_holders(wait)
+            finally:
+                # what follows the swap (FKs re-created against the new tables) must not give up
+                self.run_sql(self.tgt, "SET SESSION lock_wait_timeout = DEFAULT", record=False)
+            for fk in list(dropped_fks):
+                self.run_sql(self.tgt, plan.fk_add_sql(fk, self.db))
+                dropped_fks.remove(fk)
+            message = "attempt %d of %d: waited %d s for a metadata lock on the live tables, held by %s" % (
+                attempt, attempts, wait, holders or "a session that could not be identified")
+            self.add("cutover", "warning", message)
+            self.commands.append("swap " + message)
+        raise Failure("the swap could not get the metadata locks of the live tables in %d attempts of %d s (held by %s); "
+                      "production was not stalled longer than that, nothing was changed and the shadow copy was dropped"
+                      % (attempts, wait, holders or "a session that could not be identified"))
+
+    def lock_holders(self, wait):
+        """Who may hold the live tables: other sessions in an open transaction, or running one statement
+        for at least ``wait`` seconds (MariaDB shows metadata locks only with a plugin)."""
+        own = {conn.thread_id() for conn in self.conns if conn.open}
+        try:
+            rows = fetch(self.tgt, "SELECT p.ID, p.USER, p.HOST, p.COMMAND, p.TIME, t.trx_started IS NOT NULL, "
+                         "TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) FROM information_schema.PROCESSLIST p "
+                         "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
+                         "WHERE p.COMMAND NOT IN ('Daemon', 'Binlog Dump') AND (t.trx_started IS NOT NULL OR "
+                         "(p.COMMAND <> 'Sleep' AND p.TIME >= %s)) ORDER BY p.TIME DESC", (wait,))
+        except pymysql.err.MySQLError:
+            return None
+        found = []
+        for thread, user, host, command, seconds, in_trx, trx_seconds in rows:
+            if int(thread) in own:
+                continue
+            if in_trx:
+                what = "a transaction open for %s s (%s)" % (trx_seconds, "idle" if command == "Sleep" else command)
+            else:
+                what = "a statement running for %s s" % seconds
+            found.append("session %s (%s@%s, %s)" % (thread, user, (host or "").split(":")[0], what))
+        return ", ".join(found[:5]) + (" and %d more" % (len(found) - 5) if len(found) > 5 else "") if found else None
 
     def target_mark(self, shadow):
         """{mark, ids} for the tables about to go live (plan.write_mark), None when not recorded."""
@@ -2103,6 +2180,8 @@ def main():
         module.fail_json(msg="keep_backups must be 0 or more")
     if module.params["recycle_min_rows"] < 0:
         module.fail_json(msg="recycle_min_rows must be 0 or more")
+    if module.params["cutover_lock_wait"] < 1 or module.params["cutover_attempts"] < 1:
+        module.fail_json(msg="cutover_lock_wait and cutover_attempts must be 1 or more")
     rep = Replicator(module)
     rep.result = {"changed": False, "tables": [], "changed_tables": [], "backup_schema": None}
     try:

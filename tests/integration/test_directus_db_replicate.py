@@ -724,6 +724,107 @@ def test_production_transaction_spanning_the_cut_over_is_not_missed(fresh, run_m
     assert_articles_promoted(sb)
 
 
+def fk_definitions(server):
+    return sorted(q(server, "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA, "
+                            "REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+                            "WHERE CONSTRAINT_SCHEMA LIKE 'directus%%'"))
+
+
+class ReadProber(threading.Thread):
+    """Reads a live table of production every 50 ms on its own connection; records the slowest read."""
+
+    def __init__(self, server, table):
+        super().__init__(daemon=True)
+        self.server, self.table = server, table
+        self.stop = threading.Event()
+        self.slowest = 0.0
+        self.reads = 0
+
+    def run(self):
+        conn = self.server.root_connect()
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                with conn.cursor() as cur:
+                    cur.execute("SELECT COUNT(*) FROM directus.`%s` WHERE 1 = 0" % self.table)
+                    cur.fetchall()
+                self.slowest = max(self.slowest, time.monotonic() - started)
+                self.reads += 1
+                time.sleep(0.05)
+        finally:
+            conn.close()
+
+
+def session_waiting_for_metadata_lock(server, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if q(server, "SELECT ID FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock%%'"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_long_production_transaction_never_stalls_production_behind_the_swap(fresh, run_module):
+    """A production session holding a table open (an idle transaction that read it) keeps the RENAME from
+    its metadata lock. Waiting for it would queue every new reader of that table behind the RENAME: the
+    swap waits a bounded time, retries, then gives up with the session named and nothing changed."""
+    sb = fresh
+    before = (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod))
+    app = sb.prod.root_connect()
+    prober = ReadProber(sb.prod, "articles")
+    try:
+        with app.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT id FROM directus.articles LIMIT 1")
+            cur.fetchall()
+            cur.execute("SELECT CONNECTION_ID()")
+            holder = cur.fetchone()[0]
+        # a safety net for a module that would wait without limit: end the transaction after 20 s
+        release = threading.Timer(20, app.rollback)
+        release.start()
+        prober.start()
+        started = time.monotonic()
+        result = run_module(MODULE, promote_args(sb, cutover_lock_wait=1, cutover_attempts=2))
+        took = time.monotonic() - started
+        release.cancel()
+    finally:
+        prober.stop.set()
+        prober.join()
+        app.close()
+    assert result.get("failed"), "the promotion waited for the transaction and went through"
+    assert "metadata lock" in result["msg"] and ("session %d" % holder) in result["msg"], result["msg"]
+    assert "nothing was changed" in result["msg"]
+    assert took < 15, took
+    assert prober.reads > 10 and prober.slowest < 1.8, (prober.reads, prober.slowest)
+    assert (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod)) == before
+
+
+def test_the_swap_goes_through_once_the_long_transaction_ends(fresh, run_module):
+    sb = fresh
+    app = sb.prod.root_connect()
+    with app.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SELECT id FROM directus.articles LIMIT 1")
+        cur.fetchall()
+
+    def end_after_the_first_wait():
+        session_waiting_for_metadata_lock(sb.prod)
+        time.sleep(1.5)  # the first attempt (1 s) has given up by now
+        app.rollback()
+
+    ender = threading.Thread(target=end_after_the_first_wait, daemon=True)
+    ender.start()
+    try:
+        result = run_module(MODULE, promote_args(sb, cutover_lock_wait=1, cutover_attempts=5))
+    finally:
+        ender.join(60)
+        app.close()
+    assert not result.get("failed"), result.get("msg")
+    waits = [f for f in findings(result, "cutover") if f["status"] == "warning"]
+    assert waits and "metadata lock" in waits[0]["message"], result["preflight"]["findings"]
+    assert_articles_promoted(sb)
+
+
 def test_a_rollback_in_a_second_that_already_has_a_rolledback_schema_takes_the_next_number(fresh, run_module):
     sb = fresh
     before = checksums(sb.prod)

@@ -300,6 +300,18 @@ def test_fk_group_sql_one_statement_per_table():
         [s for s in adds if "`pair`" in s][0]
 
 
+def test_group_by_table_gives_fk_group_sql_one_table_at_a_time():
+    fks = plan.group_foreign_keys(FK_ROWS)
+    live = [(f, "live") for f in fks if f["schema"] == "live"]
+    groups = plan.group_by_table(live)
+    assert len(groups) == len({f["table"] for f, _r in live}) > 1
+    assert all(len({f["table"] for f, _r in group}) == 1 for group in groups)
+    assert [item for group in groups for item in group if item not in live] == []
+    assert sum(len(group) for group in groups) == len(live)
+    # the cut-over drops these one table at a time, in the order of the grouped statements
+    assert [plan.fk_group_sql(group, "drop")[0] for group in groups] == plan.fk_group_sql(live, "drop")
+
+
 def test_shadow_fks_already_pointing_at_live_need_no_repoint():
     rows = [("shadow", "files", "f_user", "u", 1, "live", "directus_users", "id", "RESTRICT", "RESTRICT")]
     fix = plan.plan_fk_fixups(plan.group_foreign_keys(rows), "live", "backup", [], "shadow", ["files"])
