@@ -118,7 +118,8 @@ options:
         queues behind it, so production stalls at most this long per attempt when a session (an idle open
         transaction, a long report query) holds one of those tables.
       - A timed-out attempt undoes its foreign-key changes; after the last attempt the module fails, names the
-        sessions that held the tables, drops the shadow copy, and nothing in production has changed.
+        sessions that held the tables, drops the shadow copy, and nothing in production has changed. A rollback
+        swaps under the same limits.
     type: int
     default: 2
   cutover_attempts:
@@ -1315,7 +1316,8 @@ class Replicator:
                 self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
                     quote_ident(backup), charset, collation))
             cutover = time.monotonic()
-            cutover = self.cut_over(fixes["pre_drop"], rename, dropped_fks, cutover)
+            cutover = self.cut_over(fixes["pre_drop"], rename, dropped_fks, cutover,
+                                    "nothing was changed and the shadow copy was dropped")
             swapped = True
             self.result["backup_schema"] = backup if self.swap_out else None
             # Right after the swap: kept references follow the promoted ids, FKs point at the new tables.
@@ -1371,11 +1373,12 @@ class Replicator:
         self.prune(plan.BACKUP_MARK)
         self.timed("finish", t)
 
-    def cut_over(self, pre_drop, rename, dropped_fks, started):
+    def cut_over(self, pre_drop, rename, dropped_fks, started, outcome):
         """Drop the kept tables' FKs to swapped tables, then RENAME, each waiting at most cutover_lock_wait
         seconds for its metadata locks; a timed-out attempt re-creates the FKs it dropped and, after a pause,
         the next one starts. ``dropped_fks`` holds the FKs dropped so far (for the caller's clean-up).
-        Returns when the last successful attempt started (the cut-over's start).
+        Returns when the last successful attempt started (the cut-over's start). ``outcome``: what the
+        failure after the last attempt says has become of the run.
         """
         wait = int(self.p["cutover_lock_wait"])
         attempts = int(self.p["cutover_attempts"])
@@ -1406,8 +1409,8 @@ class Replicator:
             self.add("cutover", "warning", message)
             self.commands.append("swap " + message)
         raise Failure("the swap could not get the metadata locks of the live tables in %d attempts of %d s (held by %s); "
-                      "production was not stalled longer than that, nothing was changed and the shadow copy was dropped"
-                      % (attempts, wait, holders or "a session that could not be identified"))
+                      "production was not stalled longer than that, %s"
+                      % (attempts, wait, holders or "a session that could not be identified", outcome))
 
     def lock_holders(self, wait):
         """Who may hold the live tables: other sessions in an open transaction, or running one statement
@@ -2130,10 +2133,24 @@ class Replicator:
         fixes = plan.plan_fk_fixups(fks, self.db, rolled, out_tables, backup, in_tables)
         if out_tables:
             self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(rolled), charset, collation))
-        for sql in (plan.fk_group_sql(fixes["pre_repoint"], "drop") + plan.fk_group_sql(fixes["pre_repoint"], "add")
-                    + plan.fk_group_sql(fixes["pre_drop"], "drop")):
+        repointed = fixes["pre_repoint"]
+        for sql in plan.fk_group_sql(repointed, "drop") + plan.fk_group_sql(repointed, "add"):
             self.run_sql(self.tgt, sql)
-        self.run_sql(self.tgt, plan.build_rename(self.db, rolled, out_tables, backup, in_tables))
+        dropped_fks = []
+        try:
+            self.cut_over(fixes["pre_drop"], plan.build_rename(self.db, rolled, out_tables, backup, in_tables), dropped_fks,
+                          time.monotonic(), "nothing was rolled back")
+        except Exception:
+            # nothing was renamed: production's FKs and the backup's go back to what they were
+            back = [(fk, backup) for fk, _ref in repointed]
+            for sql in ([plan.fk_add_sql(fk, self.db) for fk in dropped_fks]
+                        + plan.fk_group_sql(back, "drop") + plan.fk_group_sql(back, "add")
+                        + (["DROP DATABASE IF EXISTS %s" % quote_ident(rolled)] if out_tables else [])):
+                try:
+                    self.run_sql(self.tgt, sql)
+                except Exception:  # noqa: BLE001 - best effort; the original error is what the run reports
+                    pass
+            raise
         if meta:
             remaps = meta["kept_remaps"]
             self.actions = {}

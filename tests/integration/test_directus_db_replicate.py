@@ -799,6 +799,29 @@ def test_a_long_production_transaction_never_stalls_production_behind_the_swap(f
     assert (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod)) == before
 
 
+def test_a_rollback_also_gives_up_on_a_held_table_and_changes_nothing(fresh, run_module):
+    sb = fresh
+    promoted = run_module(MODULE, promote_args(sb))
+    assert promoted["changed"] and not promoted.get("failed"), promoted.get("msg")
+    before = (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod))
+    app = sb.prod.root_connect()
+    try:
+        with app.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT id FROM directus.articles LIMIT 1")
+            cur.fetchall()
+        release = threading.Timer(20, app.rollback)
+        release.start()
+        back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True, cutover_lock_wait=1, cutover_attempts=2))
+        release.cancel()
+    finally:
+        app.close()
+    assert back.get("failed") and "nothing was rolled back" in back["msg"], back.get("msg")
+    assert (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod)) == before
+    again = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert again["changed"] and not again.get("failed"), again.get("msg")
+
+
 def test_the_swap_goes_through_once_the_long_transaction_ends(fresh, run_module):
     sb = fresh
     app = sb.prod.root_connect()
