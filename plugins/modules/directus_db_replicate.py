@@ -119,7 +119,8 @@ options:
         transaction, a long report query) holds one of those tables.
       - A timed-out attempt undoes its foreign-key changes; after the last attempt the module fails, names the
         sessions that held the tables, drops the shadow copy, and nothing in production has changed. A rollback
-        swaps under the same limits.
+        swaps under the same limits, and so do the statements before the swap that lock live tables (a custom
+        field's column added to C(directus_users), a foreign key added towards a live parent).
     type: int
     default: 2
   cutover_attempts:
@@ -1300,12 +1301,12 @@ class Replicator:
                 self.timed("backup_file", t)
             t = time.monotonic()
             for table, column, definition, after in self.column_adds:
-                self.run_sql(self.tgt, plan.add_column_sql(self.db, table, column, definition, after))
+                self.bounded_ddl(self.tgt, plan.add_column_sql(self.db, table, column, definition, after))
             schemas = [self.db, shadow] if shadow_created else [self.db]
             fks = self.foreign_keys(self.tgt, schemas, clauses=True)
             fixes = plan.plan_fk_fixups(fks, self.db, backup, self.swap_out, shadow, self.swap_in)
             for sql in plan.fk_group_sql(fixes["pre_repoint"], "drop") + plan.fk_group_sql(fixes["pre_repoint"], "add"):
-                self.run_sql(self.tgt, sql)
+                self.bounded_ddl(self.tgt, sql)
             # after our last write to the shadow tables, before they go live
             t_mark = time.monotonic()
             marks = self.target_mark(shadow)
@@ -1411,6 +1412,32 @@ class Replicator:
         raise Failure("the swap could not get the metadata locks of the live tables in %d attempts of %d s (held by %s); "
                       "production was not stalled longer than that, %s"
                       % (attempts, wait, holders or "a session that could not be identified", outcome))
+
+    def bounded_ddl(self, conn, sql):
+        """One DDL statement that needs metadata locks production sessions may hold (a live table, or the live
+        parent of a new FK): it waits at most cutover_lock_wait seconds per attempt, as the swap does, so that
+        production's queries never queue behind it for longer. Each statement is atomic: a timed-out one
+        changed nothing and is simply tried again."""
+        wait = int(self.p["cutover_lock_wait"])
+        attempts = int(self.p["cutover_attempts"])
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                time.sleep(CUTOVER_PAUSE)
+            self.run_sql(conn, "SET SESSION lock_wait_timeout = %d" % wait, record=False)
+            try:
+                self.run_sql(conn, sql)
+                return
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != ER_LOCK_WAIT_TIMEOUT:
+                    raise
+                holders = self.lock_holders(wait)
+            finally:
+                self.run_sql(conn, "SET SESSION lock_wait_timeout = DEFAULT", record=False)
+            self.add("cutover", "warning", "attempt %d of %d of %s: waited %d s for a metadata lock, held by %s" % (
+                attempt, attempts, sql[:120], wait, holders or "a session that could not be identified"))
+        raise Failure("%s could not get its metadata locks in %d attempts of %d s (held by %s); production was not "
+                      "stalled longer than that, and the live tables were not swapped"
+                      % (sql[:120], attempts, wait, holders or "a session that could not be identified"))
 
     def lock_holders(self, wait):
         """Who may hold the live tables: other sessions in an open transaction, or running one statement
@@ -1681,7 +1708,8 @@ class Replicator:
             table = qualified(shadow, name)
             clauses = plan.shadow_fk_clauses(self.src_create[name], self.db, shadow, local)
             if clauses:
-                self.run_sql(loader, "ALTER TABLE %s %s" % (table, ", ".join("ADD " + c for c in clauses)))
+                # adding a FK waits for production's write transactions on its live parent
+                self.bounded_ddl(loader, "ALTER TABLE %s %s" % (table, ", ".join("ADD " + c for c in clauses)))
             key_sql = "(%s)" % ", ".join(quote_ident(k) for k in self.source_key(name))
             inserted = [plan.line_key(line) for line in found["insert"]]
             for i in range(0, len(found["delete"]), 1000):
@@ -2135,7 +2163,7 @@ class Replicator:
             self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (quote_ident(rolled), charset, collation))
         repointed = fixes["pre_repoint"]
         for sql in plan.fk_group_sql(repointed, "drop") + plan.fk_group_sql(repointed, "add"):
-            self.run_sql(self.tgt, sql)
+            self.bounded_ddl(self.tgt, sql)
         dropped_fks = []
         try:
             self.cut_over(fixes["pre_drop"], plan.build_rename(self.db, rolled, out_tables, backup, in_tables), dropped_fks,

@@ -822,6 +822,40 @@ def test_a_rollback_also_gives_up_on_a_held_table_and_changes_nothing(fresh, run
     assert again["changed"] and not again.get("failed"), again.get("msg")
 
 
+def test_adding_a_custom_user_column_never_stalls_production_behind_it(fresh, run_module):
+    """The custom field's column is added to production's live directus_users before the swap: that ALTER
+    waits for sessions holding the table the same bounded way, and gives up with nothing swapped."""
+    sb = fresh
+    s = sb.staging.root_connect()
+    fx.add_custom_user_field(s, DB)
+    s.close()
+    before = (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod))
+    app = sb.prod.root_connect()
+    prober = ReadProber(sb.prod, "directus_users")
+    try:
+        with app.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT id FROM directus.directus_users LIMIT 1")
+            cur.fetchall()
+            cur.execute("SELECT CONNECTION_ID()")
+            holder = cur.fetchone()[0]
+        release = threading.Timer(20, app.rollback)
+        release.start()
+        prober.start()
+        result = run_module(MODULE, promote_args(sb, cutover_lock_wait=1, cutover_attempts=2))
+        release.cancel()
+    finally:
+        prober.stop.set()
+        prober.join()
+        app.close()
+    assert result.get("failed") and "could not get its metadata locks" in result["msg"], result.get("msg")
+    assert ("session %d" % holder) in result["msg"] and "ADD COLUMN" in result["msg"], result["msg"]
+    assert prober.reads > 10 and prober.slowest < 1.8, (prober.reads, prober.slowest)
+    assert (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod)) == before
+    again = run_module(MODULE, promote_args(sb))
+    assert again["changed"] and not again.get("failed"), again.get("msg")
+
+
 def test_the_swap_goes_through_once_the_long_transaction_ends(fresh, run_module):
     sb = fresh
     app = sb.prod.root_connect()
