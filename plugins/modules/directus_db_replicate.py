@@ -1316,8 +1316,7 @@ class Replicator:
             if self.swap_out:
                 self.run_sql(self.tgt, "CREATE DATABASE %s CHARACTER SET %s COLLATE %s" % (
                     quote_ident(backup), charset, collation))
-            cutover = time.monotonic()
-            cutover = self.cut_over(fixes["pre_drop"], rename, dropped_fks, cutover,
+            cutover = self.cut_over(fixes["pre_drop"], rename, dropped_fks,
                                     "nothing was changed and the shadow copy was dropped")
             swapped = True
             self.result["backup_schema"] = backup if self.swap_out else None
@@ -1374,70 +1373,59 @@ class Replicator:
         self.prune(plan.BACKUP_MARK)
         self.timed("finish", t)
 
-    def cut_over(self, pre_drop, rename, dropped_fks, started, outcome):
-        """Drop the kept tables' FKs to swapped tables, then RENAME, each waiting at most cutover_lock_wait
-        seconds for its metadata locks; a timed-out attempt re-creates the FKs it dropped and, after a pause,
-        the next one starts. ``dropped_fks`` holds the FKs dropped so far (for the caller's clean-up).
-        Returns when the last successful attempt started (the cut-over's start). ``outcome``: what the
-        failure after the last attempt says has become of the run.
-        """
-        wait = int(self.p["cutover_lock_wait"])
-        attempts = int(self.p["cutover_attempts"])
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                time.sleep(CUTOVER_PAUSE)
-                started = time.monotonic()
-            self.run_sql(self.tgt, "SET SESSION lock_wait_timeout = %d" % wait, record=False)
-            try:
-                for table_fks in plan.group_by_table(pre_drop):
-                    self.run_sql(self.tgt, plan.fk_group_sql(table_fks, "drop")[0])
-                    dropped_fks.extend(fk for fk, _ref in table_fks)
-                if rename:
-                    self.run_sql(self.tgt, rename)
-                return started
-            except pymysql.err.OperationalError as exc:
-                if exc.args[0] != ER_LOCK_WAIT_TIMEOUT:
-                    raise
-                holders = self.lock_holders(wait)
-            finally:
-                # what follows the swap (FKs re-created against the new tables) must not give up
-                self.run_sql(self.tgt, "SET SESSION lock_wait_timeout = DEFAULT", record=False)
+    def cut_over(self, pre_drop, rename, dropped_fks, outcome):
+        """Drop the kept tables' FKs to swapped tables, then RENAME, under bounded_locks: a timed-out attempt
+        re-creates the FKs it dropped. ``dropped_fks`` holds the FKs dropped so far (for the caller's clean-up).
+        Returns when the successful attempt started (the cut-over's start)."""
+        def attempt():
+            started = time.monotonic()
+            for table_fks in plan.group_by_table(pre_drop):
+                self.run_sql(self.tgt, plan.fk_group_sql(table_fks, "drop")[0])
+                dropped_fks.extend(fk for fk, _ref in table_fks)
+            if rename:
+                self.run_sql(self.tgt, rename)
+            return started
+
+        def undo():
             for fk in list(dropped_fks):
                 self.run_sql(self.tgt, plan.fk_add_sql(fk, self.db))
                 dropped_fks.remove(fk)
-            message = "attempt %d of %d: waited %d s for a metadata lock on the live tables, held by %s" % (
-                attempt, attempts, wait, holders or "a session that could not be identified")
-            self.add("cutover", "warning", message)
-            self.commands.append("swap " + message)
-        raise Failure("the swap could not get the metadata locks of the live tables in %d attempts of %d s (held by %s); "
-                      "production was not stalled longer than that, %s"
-                      % (attempts, wait, holders or "a session that could not be identified", outcome))
+
+        return self.bounded_locks(self.tgt, attempt, "the swap of the live tables", outcome, undo)
 
     def bounded_ddl(self, conn, sql):
         """One DDL statement that needs metadata locks production sessions may hold (a live table, or the live
-        parent of a new FK): it waits at most cutover_lock_wait seconds per attempt, as the swap does, so that
-        production's queries never queue behind it for longer. Each statement is atomic: a timed-out one
-        changed nothing and is simply tried again."""
+        parent of a new FK), under bounded_locks. Each statement is atomic: a timed-out one changed nothing."""
+        self.bounded_locks(conn, lambda: self.run_sql(conn, sql), sql[:120], "the live tables were not swapped")
+
+    def bounded_locks(self, conn, attempt, what, outcome, undo=None):
+        """Run ``attempt()`` on ``conn`` waiting at most cutover_lock_wait seconds for metadata locks, so that
+        production's queries never queue behind it for longer; after a timeout, ``undo()`` and, after a pause,
+        the next of cutover_attempts attempts. Returns what ``attempt`` returns; fails naming the holders, with
+        ``outcome`` (what has become of the run) after the last attempt."""
         wait = int(self.p["cutover_lock_wait"])
         attempts = int(self.p["cutover_attempts"])
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
+        for number in range(1, attempts + 1):
+            if number > 1:
                 time.sleep(CUTOVER_PAUSE)
             self.run_sql(conn, "SET SESSION lock_wait_timeout = %d" % wait, record=False)
             try:
-                self.run_sql(conn, sql)
-                return
+                return attempt()
             except pymysql.err.OperationalError as exc:
                 if exc.args[0] != ER_LOCK_WAIT_TIMEOUT:
                     raise
-                holders = self.lock_holders(wait)
+                holders = self.lock_holders(wait) or "a session that could not be identified"
             finally:
+                # what follows (FKs re-created against the new tables, the undo) must not give up
                 self.run_sql(conn, "SET SESSION lock_wait_timeout = DEFAULT", record=False)
-            self.add("cutover", "warning", "attempt %d of %d of %s: waited %d s for a metadata lock, held by %s" % (
-                attempt, attempts, sql[:120], wait, holders or "a session that could not be identified"))
+            if undo:
+                undo()
+            message = "%s, attempt %d of %d: waited %d s for a metadata lock, held by %s" % (
+                what, number, attempts, wait, holders)
+            self.add("cutover", "warning", message)
+            self.commands.append(message)
         raise Failure("%s could not get its metadata locks in %d attempts of %d s (held by %s); production was not "
-                      "stalled longer than that, and the live tables were not swapped"
-                      % (sql[:120], attempts, wait, holders or "a session that could not be identified"))
+                      "stalled longer than that, %s" % (what, attempts, wait, holders, outcome))
 
     def lock_holders(self, wait):
         """Who may hold the live tables: other sessions in an open transaction, or running one statement
@@ -2167,7 +2155,7 @@ class Replicator:
         dropped_fks = []
         try:
             self.cut_over(fixes["pre_drop"], plan.build_rename(self.db, rolled, out_tables, backup, in_tables), dropped_fks,
-                          time.monotonic(), "nothing was rolled back")
+                          "nothing was rolled back")
         except Exception:
             # nothing was renamed: production's FKs and the backup's go back to what they were
             back = [(fk, backup) for fk, _ref in repointed]

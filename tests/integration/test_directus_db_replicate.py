@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
@@ -755,6 +756,40 @@ class ReadProber(threading.Thread):
             conn.close()
 
 
+def production_state(server):
+    """What a promotion that gives up must leave exactly as it was."""
+    return checksums(server, method="checksum_table"), schemas(server), fk_definitions(server)
+
+
+def reading_transaction(server, table):
+    """A root connection of ``server`` in an open transaction that has read ``table``, and its session id."""
+    conn = server.root_connect()
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SELECT id FROM directus.`%s` LIMIT 1" % table)
+        cur.fetchall()
+        cur.execute("SELECT CONNECTION_ID()")
+        return conn, cur.fetchone()[0]
+
+
+@contextlib.contextmanager
+def table_held_by_an_idle_transaction(server, table):
+    """(session id, ReadProber of ``table``) while an idle transaction holds ``table``; it ends after 20 s at the
+    latest, a safety net for a module that would wait without limit."""
+    app, holder = reading_transaction(server, table)
+    release = threading.Timer(20, app.rollback)
+    prober = ReadProber(server, table)
+    release.start()
+    prober.start()
+    try:
+        yield holder, prober
+    finally:
+        release.cancel()
+        prober.stop.set()
+        prober.join()
+        app.close()
+
+
 def session_waiting_for_metadata_lock(server, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -769,55 +804,28 @@ def test_a_long_production_transaction_never_stalls_production_behind_the_swap(f
     its metadata lock. Waiting for it would queue every new reader of that table behind the RENAME: the
     swap waits a bounded time, retries, then gives up with the session named and nothing changed."""
     sb = fresh
-    before = (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod))
-    app = sb.prod.root_connect()
-    prober = ReadProber(sb.prod, "articles")
-    try:
-        with app.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT id FROM directus.articles LIMIT 1")
-            cur.fetchall()
-            cur.execute("SELECT CONNECTION_ID()")
-            holder = cur.fetchone()[0]
-        # a safety net for a module that would wait without limit: end the transaction after 20 s
-        release = threading.Timer(20, app.rollback)
-        release.start()
-        prober.start()
+    before = production_state(sb.prod)
+    with table_held_by_an_idle_transaction(sb.prod, "articles") as (holder, prober):
         started = time.monotonic()
         result = run_module(MODULE, promote_args(sb, cutover_lock_wait=1, cutover_attempts=2))
         took = time.monotonic() - started
-        release.cancel()
-    finally:
-        prober.stop.set()
-        prober.join()
-        app.close()
     assert result.get("failed"), "the promotion waited for the transaction and went through"
     assert "metadata lock" in result["msg"] and ("session %d" % holder) in result["msg"], result["msg"]
     assert "nothing was changed" in result["msg"]
     assert took < 15, took
     assert prober.reads > 10 and prober.slowest < 1.8, (prober.reads, prober.slowest)
-    assert (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod)) == before
+    assert production_state(sb.prod) == before
 
 
 def test_a_rollback_also_gives_up_on_a_held_table_and_changes_nothing(fresh, run_module):
     sb = fresh
     promoted = run_module(MODULE, promote_args(sb))
     assert promoted["changed"] and not promoted.get("failed"), promoted.get("msg")
-    before = (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod))
-    app = sb.prod.root_connect()
-    try:
-        with app.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT id FROM directus.articles LIMIT 1")
-            cur.fetchall()
-        release = threading.Timer(20, app.rollback)
-        release.start()
+    before = production_state(sb.prod)
+    with table_held_by_an_idle_transaction(sb.prod, "articles"):
         back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True, cutover_lock_wait=1, cutover_attempts=2))
-        release.cancel()
-    finally:
-        app.close()
     assert back.get("failed") and "nothing was rolled back" in back["msg"], back.get("msg")
-    assert (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod)) == before
+    assert production_state(sb.prod) == before
     again = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
     assert again["changed"] and not again.get("failed"), again.get("msg")
 
@@ -829,40 +837,20 @@ def test_adding_a_custom_user_column_never_stalls_production_behind_it(fresh, ru
     s = sb.staging.root_connect()
     fx.add_custom_user_field(s, DB)
     s.close()
-    before = (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod))
-    app = sb.prod.root_connect()
-    prober = ReadProber(sb.prod, "directus_users")
-    try:
-        with app.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT id FROM directus.directus_users LIMIT 1")
-            cur.fetchall()
-            cur.execute("SELECT CONNECTION_ID()")
-            holder = cur.fetchone()[0]
-        release = threading.Timer(20, app.rollback)
-        release.start()
-        prober.start()
+    before = production_state(sb.prod)
+    with table_held_by_an_idle_transaction(sb.prod, "directus_users") as (holder, prober):
         result = run_module(MODULE, promote_args(sb, cutover_lock_wait=1, cutover_attempts=2))
-        release.cancel()
-    finally:
-        prober.stop.set()
-        prober.join()
-        app.close()
     assert result.get("failed") and "could not get its metadata locks" in result["msg"], result.get("msg")
     assert ("session %d" % holder) in result["msg"] and "ADD COLUMN" in result["msg"], result["msg"]
     assert prober.reads > 10 and prober.slowest < 1.8, (prober.reads, prober.slowest)
-    assert (checksums(sb.prod, method="checksum_table"), schemas(sb.prod), fk_definitions(sb.prod)) == before
+    assert production_state(sb.prod) == before
     again = run_module(MODULE, promote_args(sb))
     assert again["changed"] and not again.get("failed"), again.get("msg")
 
 
 def test_the_swap_goes_through_once_the_long_transaction_ends(fresh, run_module):
     sb = fresh
-    app = sb.prod.root_connect()
-    with app.cursor() as cur:
-        cur.execute("BEGIN")
-        cur.execute("SELECT id FROM directus.articles LIMIT 1")
-        cur.fetchall()
+    app, _holder = reading_transaction(sb.prod, "articles")
 
     def end_after_the_first_wait():
         session_waiting_for_metadata_lock(sb.prod)
