@@ -291,6 +291,13 @@ def aws_client(module, service, prefix="", max_pool_connections=10, retry_mode="
     ``max_attempts`` is botocore's ``retries.max_attempts``: retries after the
     first attempt.
     """
+    return aws_client_and_credentials(module, service, prefix, max_pool_connections, retry_mode, max_attempts,
+                                      **config_kwargs)[0]
+
+
+def aws_client_and_credentials(module, service, prefix="", max_pool_connections=10, retry_mode="adaptive",
+                               max_attempts=10, **config_kwargs):
+    """aws_client() and the botocore credentials object it signs with (None when unsigned)."""
     if not HAS_BOTOCORE:
         from ansible.module_utils.basic import missing_required_lib
 
@@ -315,11 +322,12 @@ def aws_client(module, service, prefix="", max_pool_connections=10, retry_mode="
         )
         if service == "s3":
             skip_listing_reparse(client)
-        return client
+        # the session resolved and cached these while creating the client: the same object, refreshed alike
+        return client, session.get_credentials()
     except (BotoCoreError, ClientError, ValueError) as exc:
         module.fail_json(msg="Cannot create the %s client%s: %s" % (
             service, " for the %s side" % prefix.rstrip("_") if prefix else "", aws_error_message(exc)))
-    return None  # not reached: fail_json exits
+    return None, None  # not reached: fail_json exits
 
 
 def aws_error_code(exc):

