@@ -11,9 +11,9 @@ machine shared with the S3 server that CPU is taken from the server. For
 that one request (copy an object keeping its metadata and tags), DirectCopy
 sends what botocore sends, learned from botocore itself:
 
-- the first copy goes through botocore; its request as botocore sent it
-  (URL, headers, Authorization) gives the URL of the bucket's keys and the
-  signing region and service;
+- the first copy goes through botocore; its request as botocore last sent
+  it (URL, headers, Authorization), once the copy succeeded, gives the URL of
+  the bucket's keys and the signing region and service;
 - DirectCopy checks it would have built that very request: the same headers
   and, signed with the same date, the same SigV4 signature (``sign_v4``).
   Anything else botocore sent (another signing scheme, extra headers such as
@@ -165,28 +165,36 @@ class DirectCopy:
             self.stopped_by = "botocore's HTTP session is not reachable"
         self._learning = self.stopped_by is None
         if self._learning:
-            client.meta.events.register("before-send.s3.CopyObject", self._learn)
+            client.meta.events.register_first("before-send.s3.CopyObject", self._learn)
 
     @contextmanager
     def watching(self, target_key, source_bucket, source_key):
-        """Let the next CopyObject botocore sends from this thread (for these keys) teach the template."""
+        """Let the CopyObject botocore sends from this thread, for these keys, teach the template once it succeeded.
+
+        botocore may send one call more than once (a retry, or a redirect to the
+        bucket's region): the last request sent is the one that worked. A call
+        that raises teaches nothing; the next copy is watched instead.
+        """
         self._watch.copy = (target_key, source_bucket, source_key) if self._learning else None
+        self._watch.sent = None
         try:
             yield
+            sent = self._watch.sent
+            if sent is not None:
+                self._commit(sent, self._watch.copy)
         finally:
-            self._watch.copy = None
+            self._watch.copy = self._watch.sent = None
 
     def _learn(self, request, **kwargs):
-        watched = getattr(self._watch, "copy", None)
-        self._watch.copy = None  # a retry of the same call is not a second lesson
-        if watched is None:
-            return
+        if getattr(self._watch, "copy", None) is not None:
+            self._watch.sent = (request.method, request.url, dict(request.headers.items()))
+
+    def _commit(self, sent, watched):
         with self._lock:
             if not self._learning:
                 return
             self._learning = False
-            template, reason = learn_copy_request(request.method, request.url, request.headers, *watched,
-                                                  credentials=self._credentials.get_frozen_credentials())
+            template, reason = learn_copy_request(*sent, *watched, credentials=self._credentials.get_frozen_credentials())
             if template:
                 self._prefix, self._region, self._service, self._payload_hash = template
                 self._host = canonical_host(self._prefix)

@@ -148,12 +148,15 @@ options:
       - Send the copy phase's most frequent request, a C(CopyObject) of an object up to O(multipart_threshold) that
         keeps its metadata and tags, as a plain HTTP request signed by the module (AWS Signature Version 4) instead of
         through botocore's per-call machinery, which costs three to four times the CPU of the request itself.
-      - The request is the one botocore would send. Its URL comes from botocore's own presigned URL for the target
-        bucket, its credentials from botocore's credential chain, and it travels through the client's HTTP session
+      - The request is the one botocore sends. The first copy goes through botocore; once it succeeded, the module
+        checks that it would have built that very request (URL, headers) and signed it with the same signature, and
+        only then sends the other copies itself, to the same URL prefix, with the same signing region, with
+        credentials from botocore's credential chain (refreshed ones included), through the client's own HTTP session
         (TLS verification, CA bundle, proxies, timeouts, connection pool).
-      - Only plain bucket names with SigV4 signing qualify; anything else goes through botocore. The first answer
-        that is not a complete C(CopyObjectResult) (an error, throttling, a connection problem) turns direct requests
-        off for the rest of the run, and that copy and all that follow go through botocore and its O(retry_mode).
+      - Anything botocore would send differently (another signing scheme, extra headers such as an expected bucket
+        owner, an access point) leaves every copy with botocore. The first answer that is not a complete
+        C(CopyObjectResult) (an error, throttling, a connection problem) turns direct requests off for the rest of
+        the run, and that copy and all that follow go through botocore and its O(retry_mode).
         RV(direct_requests) reports what happened.
       - V(false) sends every request through botocore.
     type: bool

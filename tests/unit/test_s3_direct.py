@@ -151,3 +151,67 @@ def test_canonical_host_leaves_out_default_ports_only():
     assert s3_direct.canonical_host("http://h.example:80/x") == "h.example"
     assert s3_direct.canonical_host("http://h.example:443/x") == "h.example:443"
     assert s3_direct.canonical_host("http://127.0.0.1:9000/b/") == "127.0.0.1:9000"
+
+
+class Scripted:
+    """Answers each CopyObject botocore sends with the next (status, headers, body) of a script, then 200."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.urls = []
+
+    def __call__(self, request, **kwargs):
+        self.urls.append(request.url)
+        status, headers, body = self.answers.pop(0) if self.answers else (
+            200, {}, b"<CopyObjectResult><ETag>&quot;0f&quot;</ETag></CopyObjectResult>")
+
+        class Raw:
+            def stream(self, **kwargs):
+                yield body
+
+        return AWSResponse(request.url, status, headers, Raw())
+
+
+def scripted_client(*answers):
+    session = botocore.session.get_session()
+    session.set_credentials("AKIDEXAMPLE", "secret/key+1")
+    client = session.create_client("s3", region_name="eu-west-1",
+                                   config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    script = Scripted(*answers)
+    client.meta.events.register("before-send.s3.CopyObject", script)
+    direct = s3_direct.DirectCopy(client, session.get_credentials(), "test direct")
+    return client, script, direct
+
+
+def copy_watched(client, direct, key="k"):
+    with direct.watching(key, "staging-assets", key):
+        client.copy_object(Bucket="prod-assets", Key=key, CopySource={"Bucket": "staging-assets", "Key": key},
+                           MetadataDirective="COPY", TaggingDirective="COPY")
+
+
+def test_the_request_that_succeeded_after_a_region_redirect_teaches():
+    moved = b"<Error><Code>PermanentRedirect</Code><Message>use the bucket's region</Message></Error>"
+    client, script, direct = scripted_client((301, {"x-amz-bucket-region": "us-west-2"}, moved))
+    copy_watched(client, direct)
+    assert script.urls[0].startswith("https://prod-assets.s3.eu-west-1.amazonaws.com/")
+    assert script.urls[-1].startswith("https://prod-assets.s3.us-west-2.amazonaws.com/")
+    assert direct.report() == {"enabled": True, "sent": 0, "stopped_by": None}
+    assert direct._prefix == "https://prod-assets.s3.us-west-2.amazonaws.com/"
+    assert direct._region == "us-west-2"
+
+
+def test_a_failed_copy_teaches_nothing_and_the_next_one_does():
+    denied = (403, {}, b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>")
+    client, _script, direct = scripted_client(denied)
+    with pytest.raises(Exception, match="AccessDenied"):
+        copy_watched(client, direct, "first")
+    assert direct.report() == {"enabled": False, "sent": 0, "stopped_by": None}
+    copy_watched(client, direct, "second")
+    assert direct.enabled
+
+
+def test_copies_nobody_watches_teach_nothing():
+    client, _script, direct = scripted_client()
+    client.copy_object(Bucket="prod-assets", Key="k", CopySource={"Bucket": "staging-assets", "Key": "k"},
+                       MetadataDirective="COPY", TaggingDirective="COPY")
+    assert not direct.enabled
