@@ -1115,3 +1115,52 @@ def test_killed_source_connection_while_comparing_rows_keeps_the_donor(sandbox, 
     assert not again.get("failed"), again.get("msg")
     assert "articles" in recycled_tables(again)
     assert rows_hash(sb.prod, "articles", USER_COLUMNS) == rows_hash(sb.staging, "articles", USER_COLUMNS)
+
+
+def test_a_write_transaction_on_the_live_parent_of_recycled_tables_never_stalls_production(fresh, run_module):
+    """Recycled articles get the source's FKs, two of them to production's live directus_users, and production
+    has a write transaction open on directus_users. Measured here (MariaDB 10.11): adding those FKs to the
+    shadow copy (FK checks off) does not wait for it; swapping articles in does. The swap waits the bounded
+    way, gives up with the session named, and drops the shadow copy with the recycled tables in it. The live
+    schema is untouched, readers of directus_users never queue, and the next promotion goes through."""
+    sb = fresh
+    args = dict(keep_backups=2, recycle_min_rows=0)
+    assert run_module(MODULE, promote_args(sb, **args))["changed"]
+    edit_and_promote(sb, run_module, 21, **args)
+    _edit, third = edit_and_promote(sb, run_module, 22, **args)
+    assert not third.get("failed"), third.get("msg")
+    conn = sb.staging.root_connect()
+    try:
+        fx.staging_edit(conn, DB, seed=23)
+    finally:
+        conn.close()
+    live = (checksums(sb.prod, method="checksum_table"),
+            [fk for fk in fk_definitions(sb.prod) if fk[0] == DB])
+    writer = sb.prod.root_connect()
+    release = threading.Timer(20, writer.rollback)  # the safety net of a module that would wait without limit
+    prober = ReadProber(sb.prod, "directus_users")
+    try:
+        with writer.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("UPDATE directus.directus_users SET email = email")  # changes nothing; holds the table
+            cur.execute("SELECT CONNECTION_ID()")
+            holder = cur.fetchone()[0]
+        release.start()
+        prober.start()
+        result = run_module(MODULE, promote_args(sb, cutover_lock_wait=1, cutover_attempts=2, **args))
+    finally:
+        release.cancel()
+        prober.stop.set()
+        prober.join()
+        writer.rollback()
+        writer.close()
+    assert result.get("failed"), "the promotion waited for the write transaction and went through"
+    assert "could not get its metadata locks" in result["msg"] and ("session %d" % holder) in result["msg"], result["msg"]
+    assert "the swap of the live tables" in result["msg"] and "nothing was changed" in result["msg"], result["msg"]
+    assert {r["table"] for r in result["recycled"]} >= {"articles"}, result["recycled"]
+    assert any("ADD CONSTRAINT `articles_user_created_foreign` FOREIGN KEY (`user_created`) REFERENCES "
+               "`directus`.`directus_users`" in c for c in result["executed_commands"])
+    assert prober.reads > 10 and prober.slowest < 1.8, (prober.reads, prober.slowest)
+    assert (checksums(sb.prod, method="checksum_table"), [fk for fk in fk_definitions(sb.prod) if fk[0] == DB]) == live
+    again = run_module(MODULE, promote_args(sb, **args))
+    assert again["changed"] and not again.get("failed"), again.get("msg")
