@@ -761,22 +761,23 @@ def production_state(server):
     return checksums(server, method="checksum_table"), schemas(server), fk_definitions(server)
 
 
-def reading_transaction(server, table):
-    """A root connection of ``server`` in an open transaction that has read ``table``, and its session id."""
+def reading_transaction(server, table, statement=None):
+    """A root connection of ``server`` in an open transaction that has read ``table`` (or run ``statement``), and
+    its session id."""
     conn = server.root_connect()
     with conn.cursor() as cur:
         cur.execute("BEGIN")
-        cur.execute("SELECT id FROM directus.`%s` LIMIT 1" % table)
+        cur.execute(statement or "SELECT id FROM directus.`%s` LIMIT 1" % table)
         cur.fetchall()
         cur.execute("SELECT CONNECTION_ID()")
         return conn, cur.fetchone()[0]
 
 
 @contextlib.contextmanager
-def table_held_by_an_idle_transaction(server, table):
-    """(session id, ReadProber of ``table``) while an idle transaction holds ``table``; it ends after 20 s at the
-    latest, a safety net for a module that would wait without limit."""
-    app, holder = reading_transaction(server, table)
+def table_held_by_an_idle_transaction(server, table, statement=None):
+    """(session id, ReadProber of ``table``) while an idle transaction holds ``table`` (it read it, or ran
+    ``statement``); it ends after 20 s at the latest, a safety net for a module that would wait without limit."""
+    app, holder = reading_transaction(server, table, statement)
     release = threading.Timer(20, app.rollback)
     prober = ReadProber(server, table)
     release.start()
@@ -1136,24 +1137,10 @@ def test_a_write_transaction_on_the_live_parent_of_recycled_tables_never_stalls_
         conn.close()
     live = (checksums(sb.prod, method="checksum_table"),
             [fk for fk in fk_definitions(sb.prod) if fk[0] == DB])
-    writer = sb.prod.root_connect()
-    release = threading.Timer(20, writer.rollback)  # the safety net of a module that would wait without limit
-    prober = ReadProber(sb.prod, "directus_users")
-    try:
-        with writer.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("UPDATE directus.directus_users SET email = email")  # changes nothing; holds the table
-            cur.execute("SELECT CONNECTION_ID()")
-            holder = cur.fetchone()[0]
-        release.start()
-        prober.start()
+    # an UPDATE that changes nothing still holds directus_users for writing until the transaction ends
+    with table_held_by_an_idle_transaction(sb.prod, "directus_users",
+                                           "UPDATE directus.directus_users SET email = email") as (holder, prober):
         result = run_module(MODULE, promote_args(sb, cutover_lock_wait=1, cutover_attempts=2, **args))
-    finally:
-        release.cancel()
-        prober.stop.set()
-        prober.join()
-        writer.rollback()
-        writer.close()
     assert result.get("failed"), "the promotion waited for the write transaction and went through"
     assert "could not get its metadata locks" in result["msg"] and ("session %d" % holder) in result["msg"], result["msg"]
     assert "the swap of the live tables" in result["msg"] and "nothing was changed" in result["msg"], result["msg"]

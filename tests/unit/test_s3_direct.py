@@ -24,19 +24,24 @@ AWKWARD = ["plain.jpg", "a b/c d.png", "ü/日本語/é.txt", "plus+sign", "100%
            "semi;colon,comma=eq&amp", "  leading space", "dots/../up", "trailing/"]
 
 
-class Captured:
-    def __init__(self):
+class Answering:
+    """Answers each CopyObject botocore sends, without sending it: the next (status, headers, body) given, then
+    200 with a CopyObjectResult. Keeps every request."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
         self.requests = []
 
     def __call__(self, request, **kwargs):
         self.requests.append(request)
-        body = b'<?xml version="1.0"?>\n<CopyObjectResult><ETag>&quot;0f&quot;</ETag></CopyObjectResult>'
+        status, headers, body = self.answers.pop(0) if self.answers else (
+            200, {}, b"<CopyObjectResult><ETag>&quot;0f&quot;</ETag></CopyObjectResult>")
 
         class Raw:
             def stream(self, **kwargs):
                 yield body
 
-        return AWSResponse(request.url, 200, {}, Raw())
+        return AWSResponse(request.url, status, headers, Raw())
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,7 +50,7 @@ def make_client(endpoint_url=None, region="eu-west-1", token=None, secret="secre
     session.set_credentials("AKIDEXAMPLE", secret, token)
     client = session.create_client("s3", region_name=region, endpoint_url=endpoint_url,
                                    config=Config(s3={"addressing_style": "path"} if endpoint_url else {}))
-    captured = Captured()
+    captured = Answering()
     client.meta.events.register("before-send.s3.CopyObject", captured)
     return client, captured, session.get_credentials()
 
@@ -153,31 +158,12 @@ def test_canonical_host_leaves_out_default_ports_only():
     assert s3_direct.canonical_host("http://127.0.0.1:9000/b/") == "127.0.0.1:9000"
 
 
-class Scripted:
-    """Answers each CopyObject botocore sends with the next (status, headers, body) of a script, then 200."""
-
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.urls = []
-
-    def __call__(self, request, **kwargs):
-        self.urls.append(request.url)
-        status, headers, body = self.answers.pop(0) if self.answers else (
-            200, {}, b"<CopyObjectResult><ETag>&quot;0f&quot;</ETag></CopyObjectResult>")
-
-        class Raw:
-            def stream(self, **kwargs):
-                yield body
-
-        return AWSResponse(request.url, status, headers, Raw())
-
-
 def scripted_client(*answers):
     session = botocore.session.get_session()
     session.set_credentials("AKIDEXAMPLE", "secret/key+1")
     client = session.create_client("s3", region_name="eu-west-1",
                                    config=Config(retries={"mode": "standard", "max_attempts": 3}))
-    script = Scripted(*answers)
+    script = Answering(*answers)
     client.meta.events.register("before-send.s3.CopyObject", script)
     direct = s3_direct.DirectCopy(client, session.get_credentials(), "test direct")
     return client, script, direct
@@ -193,8 +179,8 @@ def test_the_request_that_succeeded_after_a_region_redirect_teaches():
     moved = b"<Error><Code>PermanentRedirect</Code><Message>use the bucket's region</Message></Error>"
     client, script, direct = scripted_client((301, {"x-amz-bucket-region": "us-west-2"}, moved))
     copy_watched(client, direct)
-    assert script.urls[0].startswith("https://prod-assets.s3.eu-west-1.amazonaws.com/")
-    assert script.urls[-1].startswith("https://prod-assets.s3.us-west-2.amazonaws.com/")
+    assert script.requests[0].url.startswith("https://prod-assets.s3.eu-west-1.amazonaws.com/")
+    assert script.requests[-1].url.startswith("https://prod-assets.s3.us-west-2.amazonaws.com/")
     assert direct.report() == {"enabled": True, "sent": 0, "stopped_by": None}
     assert direct._prefix == "https://prod-assets.s3.us-west-2.amazonaws.com/"
     assert direct._region == "us-west-2"
