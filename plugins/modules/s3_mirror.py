@@ -20,6 +20,11 @@ description:
     Content-Language, Expires, user metadata and tags are identical on the copy on both paths.
   - Listings are streamed page by page and merged as two sorted streams (S3 returns keys in UTF-8 binary order), so
     memory holds the actions to execute (about key length + 60 bytes each), never the listings.
+  - The source is listed one page after the other. The target is read ahead, up to O(workers) (at most 8) pages at
+    once, with C(ListObjectsV2) requests that start after the keys where the source's pages end; on a target that
+    already mirrors the source, that is one request per page, sent together instead of one after the other. Each
+    answer is used only from where the keys read so far end, so a target with other keys costs a few more requests,
+    never a key.
   - Before any change a deletion guard refuses runs that would empty the target from an empty source or delete more
     than O(max_delete) objects or O(max_delete_percent) percent of the target; the error names the objects.
 author:
@@ -326,7 +331,6 @@ import time
 from collections import deque
 from contextlib import nullcontext
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from queue import Full, Queue
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -342,6 +346,14 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     connection_params,
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_direct import DirectCopy
+from ansible_collections.casper.directus_promote.plugins.module_utils.s3_listing import (
+    ListingError,
+    TargetListing,
+    http_status,
+    is_denied,
+    listing_pages,
+    prefetched,
+)
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import (
     UPDATE,
     PlanError,
@@ -372,87 +384,8 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 DELETE_BATCH = 1000
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
-DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
-
-
-def http_status(exc):
-    return (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
-def is_denied(exc):
-    return aws_error_code(exc) in DENIED or http_status(exc) == 403
-
-
-class ListingError(Exception):
-    def __init__(self, side, bucket, exc):
-        super().__init__(side, bucket, exc)
-        self.side = side
-        self.bucket = bucket
-        self.exc = exc
-
-    def message(self):
-        if aws_error_code(self.exc) == "NoSuchBucket":
-            return "The %s bucket %r does not exist." % (self.side, self.bucket)
-        if is_denied(self.exc):
-            return "Access denied listing the %s bucket %r (%s); check the %s credentials." % (
-                self.side, self.bucket, aws_error_message(self.exc), self.side)
-        return "Cannot list the %s bucket %r: %s" % (self.side, self.bucket, aws_error_message(self.exc))
-
-
-def listing_pages(client, side, bucket, prefix):
-    """ListObjectsV2 pages, one at a time, errors turned into a ListingError."""
-    kwargs = {"Bucket": bucket, "PaginationConfig": {"PageSize": 1000}}
-    if prefix:
-        kwargs["Prefix"] = prefix
-    try:
-        yield from client.get_paginator("list_objects_v2").paginate(**kwargs)
-    except (BotoCoreError, ClientError) as exc:
-        raise ListingError(side, bucket, exc) from exc
-
-
-_DONE = object()
-
-
-def prefetched(iterable, depth=2):
-    """Iterate ``iterable`` in a thread started now, ``depth`` items ahead.
-
-    Both listings start at once and load while the merge consumes them; at
-    most ``depth`` pages a side wait in memory.
-    """
-    queue = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in iterable:
-                while not stop.is_set():
-                    try:
-                        queue.put((True, item), timeout=0.2)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
-                    return
-            queue.put((True, _DONE))
-        except BaseException as exc:  # pylint: disable=broad-except
-            queue.put((False, exc))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-
-    def consume():
-        try:
-            while True:
-                ok, item = queue.get()
-                if not ok:
-                    raise item
-                if item is _DONE:
-                    return
-                yield item
-        finally:
-            stop.set()
-
-    return consume()
+#: ListObjectsV2 answers of the target requested ahead of the merge, at most
+LISTING_READ_AHEAD = 8
 
 
 class Runner:
@@ -853,10 +786,13 @@ def main():
     gc.freeze()
     selected = key_filter(params["include"], params["exclude"])
     try:
-        source = iter_listing(prefetched(listing_pages(source_client, "source", source_bucket, source_prefix)),
-                              source_prefix, selected, "source listing")
-        target = iter_listing(prefetched(listing_pages(target_client, "target", target_bucket, target_prefix)),
-                              target_prefix, selected, "target listing")
+        # the target is read ahead at the keys where the source's pages end (s3_listing explains why that is safe)
+        read_ahead = min(workers, LISTING_READ_AHEAD)
+        target_listing = TargetListing(target_client, target_bucket, target_prefix,
+                                       lambda key: target_prefix + key[len(source_prefix):], read_ahead)
+        source_pages = target_listing.follow(listing_pages(source_client, "source", source_bucket, source_prefix))
+        source = iter_listing(prefetched(source_pages, depth=read_ahead + 1), source_prefix, selected, "source listing")
+        target = iter_listing(target_listing.pages(), target_prefix, selected, "target listing")
         plan = build_plan(source, target, params["mode"])
     except ListingError as exc:
         module.fail_json(msg=exc.message())

@@ -306,8 +306,9 @@ def test_more_than_1000_objects_paginate(sandbox, buckets, run_module):
 
 
 def test_listing_asks_for_each_page_once(sandbox, buckets, run_module, recording_proxy):
-    # A 2,300-key source is three ListObjectsV2 pages: three list requests,
-    # each with its own continuation token, and no HeadObject on the re-run.
+    # A 2,300-key source is three ListObjectsV2 pages, each asked for once, and no HeadObject on the re-run.
+    # The target is read ahead where the source's pages end: with half of the keys, that costs at most one
+    # request more than its own two pages; with the same keys, none.
     s3 = sandbox.aws.client("s3")
     src, dst = buckets
     keys = ["q/%04d" % i for i in range(2300)]
@@ -316,13 +317,64 @@ def test_listing_asks_for_each_page_once(sandbox, buckets, run_module, recording
     result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
     assert not result.get("failed"), result.get("msg")
     assert result["counts"]["copied"] == 1150 and result["counts"]["unchanged"] == 1150
-    for bucket, pages in ((src, 3), (dst, 2)):
+    for bucket, pages in ((src, (3,)), (dst, (2, 3))):
         lists = [r.query for r in recording_proxy.requests if r.method == "GET" and r.path == "/" + bucket]
-        assert len(lists) == pages and len(set(lists)) == pages, lists
+        assert len(lists) in pages and len(set(lists)) == len(lists), lists
     recording_proxy.clear()
     again = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
     assert again["changed"] is False and again["counts"]["unchanged"] == 2300
-    assert len([r for r in recording_proxy.requests if r.path == "/" + dst]) == 3
+    lists = [r.query for r in recording_proxy.requests if r.path == "/" + dst]
+    assert len(lists) == 3 and len(set(lists)) == 3, lists
+
+
+# Reading the target ahead at the keys where the source's pages end (StartAfter=<key>) must not change what the
+# plan sees, whatever keys the target holds. Source: 2,100 keys (three pages) under p/, with awkward keys where
+# pages end; each variant gives the target's keys under t/ (the mirror remaps p/ to t/).
+PAGED_KEYS = sorted(["%04d" % i for i in range(2100) if i not in (999, 1999)] + ["0999 \u00e9+%20?#x", "1999 \u4e2d&=;"])
+TARGET_VARIANTS = {
+    "same keys": list,
+    "every third missing, others added": lambda keys: [k for i, k in enumerate(keys) if i % 3] + [
+        k + "~" for k in keys[990:1010] + keys[1995:2005]],
+    "only keys before the source's": lambda keys: ["!%04d" % i for i in range(1500)],
+    "keys after the source's too": lambda keys: list(keys) + ["z%04d" % i for i in range(1200)],
+}
+
+
+def plan_on(s3, run_module, args, src, dst, target_keys, proxy):
+    put_many(s3, dst, ["t/" + k for k in target_keys], body=lambda key: b"z")
+    if proxy is not None:
+        proxy.clear()
+    result = run_module(MODULE, dict(args, source_bucket=src, target_bucket=dst, source_prefix="p/", target_prefix="t/",
+                                     force_delete=True, _ansible_check_mode=True))
+    assert not result.get("failed"), result.get("msg")
+    source, target = set(PAGED_KEYS), set(target_keys)
+    assert result["plan"]["to_copy"] == len(source - target) and result["plan"]["unchanged"] == len(source & target)
+    assert result["plan"]["to_delete"] == len(target - source)
+    if proxy is not None:
+        lists = [r.query for r in proxy.requests if r.method == "GET" and r.path == "/" + dst]
+        pages = max(1, -(-len(target) // 1000))
+        assert len(set(lists)) == len(lists) <= pages + 2, lists  # each StartAfter once; at most the two page ends more
+        if target == source:
+            assert len(lists) == pages
+    return result
+
+
+@pytest.fixture(scope="module")
+def paged_source(sandbox):
+    s3 = sandbox.aws.client("s3")
+    src = unique("paged")
+    s3.create_bucket(Bucket=src)
+    put_many(s3, src, ["p/" + k for k in PAGED_KEYS], body=lambda key: b"z")
+    return src
+
+
+@pytest.mark.parametrize("variant", list(TARGET_VARIANTS))
+def test_the_target_read_ahead_plans_on_exactly_the_targets_keys(sandbox, paged_source, run_module, recording_proxy, variant):
+    s3 = sandbox.aws.client("s3")
+    dst = unique("dst")
+    s3.create_bucket(Bucket=dst)
+    plan_on(s3, run_module, conn(sandbox, recording_proxy.url), paged_source, dst, TARGET_VARIANTS[variant](PAGED_KEYS),
+            recording_proxy)
 
 
 # ---------------------------------------------------------------- errors
@@ -578,3 +630,17 @@ def test_a_server_that_checks_signatures_accepts_direct_copies(rclone_s3, run_mo
     assert contents(s3, dst) == contents(s3, src)
     assert s3.head_object(Bucket=dst, Key=AWKWARD[1])["ContentType"] == "image/png"
     assert run_module(MODULE, args)["changed"] is False
+
+
+def test_the_target_read_ahead_on_a_second_server(rclone_s3, run_module):
+    # rclone serve s3 is another implementation of ListObjectsV2 with StartAfter, over a real directory tree
+    s3 = rclone_s3.client()
+    src = unique("paged")
+    s3.create_bucket(Bucket=src)
+    put_many(s3, src, ["p/" + k for k in PAGED_KEYS], body=lambda key: b"z")
+    args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
+                region=rclone_s3.region)
+    for variant in ("same keys", "every third missing, others added"):
+        dst = unique("dst")
+        s3.create_bucket(Bucket=dst)
+        plan_on(s3, run_module, args, src, dst, TARGET_VARIANTS[variant](PAGED_KEYS), None)

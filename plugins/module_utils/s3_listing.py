@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, casper.directus_promote contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The two ListObjectsV2 listings s3_mirror plans on: the source in one chain, the target read ahead.
+
+A listing is a chain of pages: the next request can only be sent once the
+page before it is in. The source is listed that way. For the target, the
+source's pages say where the target's pages most likely end: after a first
+mirror both buckets hold the same keys, so each source page ends at a key the
+target holds too. TargetListing sends ``ListObjectsV2(StartAfter=<that key>)``
+for the target as soon as the source page is in, several at once, instead of
+waiting for the target page before it.
+
+That guess never decides what the plan sees. The target is read as a chain of
+answers, each one taken up exactly where the keys read so far end: an answer
+is used when its StartAfter is the last key read, or when it starts before
+that key and reaches beyond it (its keys up to there are skipped); otherwise
+the request for that key is sent then. An answer that is not truncated holds
+every key after its StartAfter, and ends the listing. So a target with more,
+fewer or other keys than the source costs a few extra requests, never a key.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from collections import deque
+from queue import Full, Queue
+
+from ansible_collections.casper.directus_promote.plugins.module_utils.aws import aws_error_code, aws_error_message
+from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import PlanError
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # pragma: no cover - the module reports missing botocore
+    BotoCoreError = ClientError = Exception
+
+PAGE_SIZE = 1000
+DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+def http_status(exc):
+    return (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def is_denied(exc):
+    return aws_error_code(exc) in DENIED or http_status(exc) == 403
+
+
+class ListingError(Exception):
+    def __init__(self, side, bucket, exc):
+        super().__init__(side, bucket, exc)
+        self.side = side
+        self.bucket = bucket
+        self.exc = exc
+
+    def message(self):
+        if aws_error_code(self.exc) == "NoSuchBucket":
+            return "The %s bucket %r does not exist." % (self.side, self.bucket)
+        if is_denied(self.exc):
+            return "Access denied listing the %s bucket %r (%s); check the %s credentials." % (
+                self.side, self.bucket, aws_error_message(self.exc), self.side)
+        return "Cannot list the %s bucket %r: %s" % (self.side, self.bucket, aws_error_message(self.exc))
+
+
+def listing_pages(client, side, bucket, prefix):
+    """ListObjectsV2 pages, one at a time, errors turned into a ListingError."""
+    kwargs = {"Bucket": bucket, "PaginationConfig": {"PageSize": PAGE_SIZE}}
+    if prefix:
+        kwargs["Prefix"] = prefix
+    try:
+        yield from client.get_paginator("list_objects_v2").paginate(**kwargs)
+    except (BotoCoreError, ClientError) as exc:
+        raise ListingError(side, bucket, exc) from exc
+
+
+_DONE = object()
+
+
+def prefetched(iterable, depth=2):
+    """Iterate ``iterable`` in a thread started now, ``depth`` items ahead.
+
+    The listing starts at once and loads while the merge consumes it; at most
+    ``depth`` pages wait in memory.
+    """
+    queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        queue.put((True, item), timeout=0.2)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((True, _DONE))
+        except BaseException as exc:  # pylint: disable=broad-except
+            queue.put((False, exc))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+
+    def consume():
+        try:
+            while True:
+                ok, item = queue.get()
+                if not ok:
+                    raise item
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            stop.set()
+
+    return consume()
+
+
+class _Answer:
+    """One ListObjectsV2(StartAfter=after) request, sent in a thread of its own."""
+
+    __slots__ = ("after", "done", "contents", "keys", "truncated", "error")
+
+    def __init__(self, after):
+        self.after = after
+        self.done = threading.Event()
+        self.contents = []
+        self.keys = []
+        self.truncated = False
+        self.error = None
+
+    def reaches_beyond(self, key):
+        """Whether this answer, in, holds keys after ``key`` or knows there are none."""
+        return self.done.is_set() and self.error is None and (not self.truncated or (self.keys and self.keys[-1] > key))
+
+
+class TargetListing:
+    """The target bucket's pages in key order, read ahead at the source listing's page ends.
+
+    ``pages()`` is consumed by one thread (the plan's merge). ``follow()`` wraps
+    the source's pages and is iterated by another (the source's prefetch). At
+    most ``depth`` answers are requested and not yet used; the first request
+    goes out when the object is created, and reading ahead starts only once
+    that first answer showed the target has more than one page.
+    """
+
+    def __init__(self, client, bucket, prefix, target_key, depth, page_size=PAGE_SIZE):
+        self._client = client
+        self._page_size = page_size
+        self._bucket = bucket
+        self._prefix = prefix
+        self._target_key = target_key  # source key -> the target key it is mirrored to
+        self._depth = max(1, depth)
+        self._lock = threading.Lock()
+        self._answers = {}  # StartAfter -> _Answer, requested and not used up
+        self._asked = set()  # every StartAfter requested: none is read ahead twice
+        self._ends = deque()  # target keys where source pages ended, not requested yet
+        self._position = None  # the last key pages() has given out
+        self._read_ahead = False
+        self._finished = False
+        self.requests = 0
+        with self._lock:
+            self._request(None)
+
+    # ------------------------------------------------------------ source side
+
+    def follow(self, source_pages):
+        """Yield the source's pages, noting where each truncated one ends."""
+        for page in source_pages:
+            contents = page.get("Contents")
+            if page.get("IsTruncated") and contents:
+                with self._lock:
+                    if not self._finished:
+                        self._ends.append(self._target_key(contents[-1]["Key"]))
+                        self._top_up()
+            yield page
+
+    # ------------------------------------------------------------ requests (lock held)
+
+    def _request(self, after):
+        answer = _Answer(after)
+        self._answers[after] = answer
+        self._asked.add(after)
+        self.requests += 1
+        threading.Thread(target=self._fetch, args=(answer,), daemon=True).start()
+        return answer
+
+    def _worth_reading_ahead(self, after):
+        return (self._position is None or after > self._position) and after not in self._asked and not self._known(after)
+
+    def _top_up(self):
+        if not self._read_ahead or self._finished:
+            return
+        while self._ends and len(self._answers) < self._depth:
+            after = self._ends.popleft()
+            if self._worth_reading_ahead(after):
+                self._request(after)
+
+    def _known(self, key):
+        """Whether an answer in already lists target keys beyond ``key``: the chain goes on from there."""
+        return any(a.done.is_set() and a.error is None and (a.after is None or a.after < key) and a.keys and a.keys[-1] > key
+                   for a in self._answers.values())
+
+    def _fetch(self, answer):
+        kwargs = {"Bucket": self._bucket, "MaxKeys": self._page_size}
+        if self._prefix:
+            kwargs["Prefix"] = self._prefix
+        if answer.after is not None:
+            kwargs["StartAfter"] = answer.after
+        try:
+            page = self._client.list_objects_v2(**kwargs)
+            answer.contents = page.get("Contents") or []
+            answer.keys = [obj["Key"] for obj in answer.contents]
+            answer.truncated = bool(page.get("IsTruncated"))
+        except Exception as exc:  # pylint: disable=broad-except
+            answer.error = exc  # raised by pages(), if this answer is ever needed
+        with self._lock:
+            if answer.error is None and answer.truncated and not self._finished:
+                if answer.after is None:
+                    self._read_ahead = True
+                # the chain's own next link, unless it is asked for already
+                if answer.keys and len(self._answers) < self._depth and self._worth_reading_ahead(answer.keys[-1]):
+                    self._request(answer.keys[-1])
+                self._top_up()
+        answer.done.set()
+
+    # ------------------------------------------------------------ consumer side
+
+    def _next_answer(self):
+        with self._lock:
+            position = self._position
+            answer = self._answers.get(position)
+            if answer is None:
+                answer = next((a for a in self._answers.values() if position is not None and a.after is not None
+                               and a.after < position and a.reaches_beyond(position)), None)
+            return answer or self._request(position)
+
+    def _used(self, answer, last_key):
+        with self._lock:
+            self._answers.pop(answer.after, None)
+            if last_key is not None:
+                self._position = last_key
+            if not answer.truncated:
+                self._finished = True
+                self._answers.clear()
+                self._ends.clear()
+                return
+            position = self._position
+            for after, other in list(self._answers.items()):
+                if other.done.is_set() and after is not None and after < position and not other.reaches_beyond(position):
+                    del self._answers[after]
+            self._top_up()
+
+    def pages(self):
+        """The target's ListObjectsV2 pages (``Contents`` only), each key once, in key order."""
+        while True:
+            answer = self._next_answer()
+            answer.done.wait()
+            if answer.error is not None:
+                if isinstance(answer.error, (BotoCoreError, ClientError)):
+                    raise ListingError("target", self._bucket, answer.error)
+                raise answer.error
+            keys = answer.keys
+            # the server's order decides which keys an answer skips: it must be the order the plan assumes
+            disorder = next((i for i in range(len(keys) - 1) if keys[i] >= keys[i + 1]), None)
+            if disorder is not None:
+                raise PlanError("the target listing is not in UTF-8 binary key order (%r after %r); refusing to plan on it"
+                                % (keys[disorder + 1], keys[disorder]))
+            start = 0 if answer.after == self._position else bisect_right(keys, self._position)
+            if start == len(keys) and answer.truncated:
+                raise ListingError("target", self._bucket, RuntimeError(
+                    "the server answered a truncated page without keys after %r" % (self._position,)))
+            self._used(answer, keys[-1] if start < len(keys) else None)
+            if start < len(keys):
+                yield {"Contents": answer.contents[start:]}
+            if not answer.truncated:
+                return
