@@ -295,9 +295,10 @@ def main():
                                        rerun=round(rerun, 2), rerun2=round(rerun2, 2), rerun_writes=writes, rerun_requests=requests,
                                        target_complete=same)
                             results["runs"].append(row)
-                            print("[%s] round %d %-9s first %7.2f s  re-run %6.2f s  2nd re-run %6.2f s  re-run writes %s "
-                                  "(requests %s)  target complete: %s" % (kind, round_no, tool, first, rerun, rerun2, writes,
-                                                                           requests, same), flush=True)
+                            line = "[%s] round %d %-9s first %7.2f s  re-run %6.2f s  2nd re-run %6.2f s  " % (
+                                kind, round_no, tool, first, rerun, rerun2)
+                            print(line + "re-run writes %s (requests %s)  target complete: %s" % (writes, requests, same),
+                                  flush=True)
                 finally:
                     server.stop()
     results["sync"] = summarize(results["runs"])
