@@ -327,10 +327,12 @@ diff:
 
 import gc
 
-# Nothing imported or set up before the listings start is garbage: the cyclic collector would only walk it, many
-# times over while Ansible and botocore load (40 ms of a 0.2 s start-up, with the S3 server idle). main() freezes
-# what is loaded by then and turns the collector back on.
-gc.disable()
+# Run as a module (Ansible runs it as __main__), nothing imported or set up before the listings start is garbage:
+# the cyclic collector would only walk it, many times over while Ansible and botocore load (40 ms of a 0.2 s
+# start-up, with the S3 server idle). main() freezes what is loaded by then and turns the collector back on.
+# Imported (tests, tools), it leaves the importing process's collector alone.
+if __name__ == "__main__":
+    gc.disable()
 
 import threading  # noqa: E402 - after gc.disable(), on purpose
 import time
