@@ -336,6 +336,17 @@ def aws_error_code(exc):
     return ""
 
 
+DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+def http_status(exc):
+    return (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def is_denied(exc):
+    return aws_error_code(exc) in DENIED or http_status(exc) == 403
+
+
 def aws_error_message(exc):
     """A one-line message for a botocore exception: code, message, operation."""
     if HAS_BOTOCORE and isinstance(exc, ClientError):

@@ -28,8 +28,8 @@ from bisect import bisect_right
 from collections import deque
 from queue import Full, Queue
 
-from ansible_collections.casper.directus_promote.plugins.module_utils.aws import aws_error_code, aws_error_message
-from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import PlanError
+from ansible_collections.casper.directus_promote.plugins.module_utils.aws import aws_error_code, aws_error_message, is_denied
+from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import PlanError, remap_key
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -37,15 +37,6 @@ except ImportError:  # pragma: no cover - the module reports missing botocore
     BotoCoreError = ClientError = Exception
 
 PAGE_SIZE = 1000
-DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
-
-
-def http_status(exc):
-    return (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
-def is_denied(exc):
-    return aws_error_code(exc) in DENIED or http_status(exc) == 403
 
 
 class ListingError(Exception):
@@ -148,12 +139,12 @@ class TargetListing:
     that first answer showed the target has more than one page.
     """
 
-    def __init__(self, client, bucket, prefix, target_key, depth, page_size=PAGE_SIZE):
+    def __init__(self, client, bucket, prefix, source_prefix, depth, page_size=PAGE_SIZE):
         self._client = client
         self._page_size = page_size
         self._bucket = bucket
         self._prefix = prefix
-        self._target_key = target_key  # source key -> the target key it is mirrored to
+        self._source_prefix = source_prefix
         self._depth = max(1, depth)
         self._lock = threading.Lock()
         self._answers = {}  # StartAfter -> _Answer, requested and not used up
@@ -162,9 +153,13 @@ class TargetListing:
         self._position = None  # the last key pages() has given out
         self._read_ahead = False
         self._finished = False
-        self.requests = 0
         with self._lock:
             self._request(None)
+
+    @property
+    def requests(self):
+        """ListObjectsV2 requests sent so far."""
+        return len(self._asked)
 
     # ------------------------------------------------------------ source side
 
@@ -173,9 +168,13 @@ class TargetListing:
         for page in source_pages:
             contents = page.get("Contents")
             if page.get("IsTruncated") and contents:
+                try:
+                    end = remap_key(contents[-1]["Key"], self._source_prefix, self._prefix)
+                except ValueError:
+                    end = None  # a key outside the source prefix: the plan refuses the page, nothing to read ahead
                 with self._lock:
-                    if not self._finished:
-                        self._ends.append(self._target_key(contents[-1]["Key"]))
+                    if end is not None and not self._finished:
+                        self._ends.append(end)
                         self._top_up()
             yield page
 
@@ -185,12 +184,12 @@ class TargetListing:
         answer = _Answer(after)
         self._answers[after] = answer
         self._asked.add(after)
-        self.requests += 1
         threading.Thread(target=self._fetch, args=(answer,), daemon=True).start()
         return answer
 
     def _worth_reading_ahead(self, after):
-        return (self._position is None or after > self._position) and after not in self._asked and not self._known(after)
+        return ((self._position is None or after > self._position) and after not in self._asked
+                and self._answer_reaching_past(after) is None)
 
     def _top_up(self):
         if not self._read_ahead or self._finished:
@@ -200,10 +199,10 @@ class TargetListing:
             if self._worth_reading_ahead(after):
                 self._request(after)
 
-    def _known(self, key):
-        """Whether an answer in already lists target keys beyond ``key``: the chain goes on from there."""
-        return any(a.done.is_set() and a.error is None and (a.after is None or a.after < key) and a.keys and a.keys[-1] > key
-                   for a in self._answers.values())
+    def _answer_reaching_past(self, key):
+        """An answer in that starts before ``key`` and reaches past it: the chain goes on from there."""
+        return next((a for a in self._answers.values() if (a.after is None or a.after < key) and a.reaches_beyond(key)),
+                    None)
 
     def _fetch(self, answer):
         kwargs = {"Bucket": self._bucket, "MaxKeys": self._page_size}
@@ -234,9 +233,8 @@ class TargetListing:
         with self._lock:
             position = self._position
             answer = self._answers.get(position)
-            if answer is None:
-                answer = next((a for a in self._answers.values() if position is not None and a.after is not None
-                               and a.after < position and a.reaches_beyond(position)), None)
+            if answer is None and position is not None:
+                answer = self._answer_reaching_past(position)
             return answer or self._request(position)
 
     def _used(self, answer, last_key):

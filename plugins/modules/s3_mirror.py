@@ -352,13 +352,13 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     aws_error_code,
     aws_error_message,
     connection_params,
+    http_status,
+    is_denied,
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_direct import DirectCopy
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_listing import (
     ListingError,
     TargetListing,
-    http_status,
-    is_denied,
     listing_pages,
     prefetched,
 )
@@ -797,8 +797,7 @@ def main():
     try:
         # the target is read ahead at the keys where the source's pages end (s3_listing explains why that is safe)
         read_ahead = min(workers, LISTING_READ_AHEAD)
-        target_listing = TargetListing(target_client, target_bucket, target_prefix,
-                                       lambda key: target_prefix + key[len(source_prefix):], read_ahead)
+        target_listing = TargetListing(target_client, target_bucket, target_prefix, source_prefix, read_ahead)
         source_pages = target_listing.follow(listing_pages(source_client, "source", source_bucket, source_prefix))
         source = iter_listing(prefetched(source_pages, depth=read_ahead + 1), source_prefix, selected, "source listing")
         target = iter_listing(target_listing.pages(), target_prefix, selected, "target listing")

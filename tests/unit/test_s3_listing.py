@@ -50,8 +50,7 @@ def source_pages(keys, page_size, prefix=""):
 
 def run(source_keys, target, page_size=3, depth=4, source_prefix="", target_prefix=""):
     """Drive a TargetListing as s3_mirror does: the source through follow() in its own thread, the target merged."""
-    listing = L.TargetListing(target, "dst", target_prefix, lambda key: target_prefix + key[len(source_prefix):],
-                              depth, page_size=page_size)
+    listing = L.TargetListing(target, "dst", target_prefix, source_prefix, depth, page_size=page_size)
     source = L.prefetched(listing.follow(source_pages(source_keys, page_size, source_prefix)), depth=depth + 1)
     got = []
     for page in listing.pages():
@@ -116,7 +115,7 @@ def test_reading_ahead_starts_at_once_when_the_target_has_more_pages():
     # the answers for the first source page ends are requested already.
     keys = ["k%03d" % i for i in range(30)]
     target = Listed(keys)
-    listing = L.TargetListing(target, "dst", "", lambda key: key, 4, page_size=3)
+    listing = L.TargetListing(target, "dst", "", "", 4, page_size=3)
     list(listing.follow(source_pages(keys, 3)))
     deadline = time.monotonic() + 5
     while len(target.calls) < 4 and time.monotonic() < deadline:
