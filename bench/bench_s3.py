@@ -4,8 +4,8 @@ Same machine, same run, same local S3 servers (moto's server and `rclone serve s
 N objects of MIN..MAX KB (default 10,000 of 1-64 KB) in a source bucket, each tool
 syncs into its own empty target bucket (first run), then twice again with nothing
 changed (re-run, 2nd re-run: rclone serve s3 computes the MD5 of a new object the first
-time it is listed, so the first re-run also waits for that). Every target is checked to equal the source afterwards, and an extra,
-untimed re-run of each tool through a recording proxy counts its write requests.
+time it is listed, so the first re-run also waits for that). Every target is checked
+to equal the source afterwards, and an extra, untimed re-run of each tool through a recording proxy counts its write requests.
 It also measures the peak extra RSS of planning a synthetic 1,000,000-object
 listing (generator-fed, no server) in a fresh interpreter.
 
@@ -314,47 +314,44 @@ def main():
         Path(opts.json).write_text(json.dumps(results, indent=2))
 
 
+#: the timed runs of each round: result field, table heading
+MEASURES = (("first", "first run"), ("rerun", "re-run"), ("rerun2", "2nd re-run"))
+
+
 def summarize(runs):
-    """Median first-run and re-run time per (server, tool), with min..max."""
+    """Median of each measure per (server, tool), with min..max."""
     rows = []
     for key in dict.fromkeys((r["server"], r["tool"]) for r in runs):
         mine = [r for r in runs if (r["server"], r["tool"]) == key]
-        firsts = [r["first"] for r in mine]
-        reruns = [r["rerun"] for r in mine]
-        reruns2 = [r["rerun2"] for r in mine]
-        rows.append(dict(server=key[0], tool=key[1], rounds=len(mine), objects=mine[0]["objects"],
-                         first=round(statistics.median(firsts), 2), first_range=(min(firsts), max(firsts)),
-                         rerun=round(statistics.median(reruns), 2), rerun_range=(min(reruns), max(reruns)),
-                         rerun2=round(statistics.median(reruns2), 2), rerun2_range=(min(reruns2), max(reruns2)),
-                         rerun_writes=mine[0]["rerun_writes"], target_complete=all(r["target_complete"] for r in mine)))
+        row = dict(server=key[0], tool=key[1], rounds=len(mine), objects=mine[0]["objects"],
+                   rerun_writes=mine[0]["rerun_writes"], target_complete=all(r["target_complete"] for r in mine))
+        for field, _heading in MEASURES:
+            values = [r[field] for r in mine]
+            row[field] = round(statistics.median(values), 2)
+            row[field + "_range"] = (min(values), max(values))
+        rows.append(row)
     return rows
 
 
 def print_table(results):
     rows = results["sync"]
     if rows:
-        print("\n| server | tool | first run, median (min-max) s | re-run, median (min-max) s | 2nd re-run, median "
-              "(min-max) s | re-run writes | first / s5cmd | re-run / s5cmd | 2nd re-run / s5cmd |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        headings = [heading for _field, heading in MEASURES]
+        print("\n| server | tool | %s | re-run writes | %s |" % (
+            " | ".join("%s, median (min-max) s" % h for h in headings), " | ".join("%s / s5cmd" % h for h in headings)))
+        print("|---|---|" + "---|" * (2 * len(MEASURES) + 1))
         for row in rows:
             base = next((r for r in rows if r["server"] == row["server"] and r["tool"] == "s5cmd"), None)
-            ratio_first = "%.2f" % (row["first"] / base["first"]) if base else "-"
-            ratio_rerun = "%.2f" % (row["rerun"] / base["rerun"]) if base else "-"
-            ratio_rerun2 = "%.2f" % (row["rerun2"] / base["rerun2"]) if base else "-"
-            print("| %s | %s | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %d | %s | %s | %s |" % (
-                row["server"], row["tool"], row["first"], row["first_range"][0], row["first_range"][1],
-                row["rerun"], row["rerun_range"][0], row["rerun_range"][1], row["rerun2"], row["rerun2_range"][0],
-                row["rerun2_range"][1], row["rerun_writes"], ratio_first, ratio_rerun, ratio_rerun2))
-        verdicts = []
+            times = ["%.2f (%.2f-%.2f)" % ((row[f],) + tuple(row[f + "_range"])) for f, _h in MEASURES]
+            ratios = ["%.2f" % (row[f] / base[f]) if base else "-" for f, _h in MEASURES]
+            cells = [row["server"], row["tool"], " | ".join(times), str(row["rerun_writes"]), " | ".join(ratios)]
+            print("| %s |" % " | ".join(cells))
         for server in sorted({r["server"] for r in rows}):
             ours = next((r for r in rows if r["server"] == server and r["tool"] == "s3_mirror"), None)
             base = next((r for r in rows if r["server"] == server and r["tool"] == "s5cmd"), None)
             if ours and base:
-                verdicts.append("%s: first run %.2fx s5cmd, re-run %.2fx s5cmd, 2nd re-run %.2fx s5cmd, %d writes on re-run" % (
-                    server, ours["first"] / base["first"], ours["rerun"] / base["rerun"], ours["rerun2"] / base["rerun2"],
-                    ours["rerun_writes"]))
-        for line in verdicts:
-            print("ratio " + line)
+                print("ratio %s: %s, %d writes on re-run" % (server, ", ".join(
+                    "%s %.2fx s5cmd" % (h, ours[f] / base[f]) for f, h in MEASURES), ours["rerun_writes"]))
     if results["memory"]:
         print("\n| planning scenario | objects | planned actions | peak extra RSS | bytes/object | seconds |")
         print("|---|---|---|---|---|---|")
