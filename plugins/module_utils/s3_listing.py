@@ -56,12 +56,24 @@ class ListingError(Exception):
 
 
 def listing_pages(client, side, bucket, prefix):
-    """ListObjectsV2 pages, one at a time, errors turned into a ListingError."""
+    """ListObjectsV2 pages, one at a time, errors turned into a ListingError.
+
+    botocore's paginator ends quietly at a page that says IsTruncated but
+    carries no NextContinuationToken: a plan on the keys read so far would
+    delete the rest from the target. Such a page is a ListingError.
+    """
     kwargs = {"Bucket": bucket, "PaginationConfig": {"PageSize": PAGE_SIZE}}
     if prefix:
         kwargs["Prefix"] = prefix
     try:
-        yield from client.get_paginator("list_objects_v2").paginate(**kwargs)
+        for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
+            if page.get("IsTruncated") and not page.get("NextContinuationToken"):
+                contents = page.get("Contents") or ()
+                raise ListingError(side, bucket, RuntimeError(
+                    "the server answered a truncated page (IsTruncated=true) without a continuation token%s, so the "
+                    "rest of the listing cannot be asked for; refusing to plan on part of it" % (
+                        " after key %r" % contents[-1]["Key"] if contents else "")))
+            yield page
     except (BotoCoreError, ClientError) as exc:
         raise ListingError(side, bucket, exc) from exc
 

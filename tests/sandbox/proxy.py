@@ -1,9 +1,10 @@
-"""An HTTP proxy in front of the emulator that records requests and can fail some.
+"""An HTTP proxy in front of the emulator that records requests and can fail or edit some.
 
 Tests point a module's ``endpoint_url`` at ``RecordingProxy.url`` to count the
-requests it really sends (e.g. zero writes on a re-run) and to inject server
-errors for chosen requests (e.g. 500 for some copies), which no emulator
-setting can do.
+requests it really sends (e.g. zero writes on a re-run), to inject server
+errors for chosen requests (e.g. 500 for some copies) and to change the
+emulator's answers (e.g. a listing page without its continuation token),
+which no emulator setting can do.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class RecordingProxy:
         self.requests = []
         self._lock = threading.Lock()
         self._fail_when = None
+        self._edit_answer = None
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,6 +74,7 @@ class RecordingProxy:
                 with proxy._lock:
                     proxy.requests.append(record)
                     fail_when = proxy._fail_when
+                    edit_answer = proxy._edit_answer
                 answer = fail_when(record.method, record.path, record.query) if fail_when else None
                 if answer:
                     # a status, or (status, body): e.g. S3's errors sent with 200
@@ -91,6 +94,8 @@ class RecordingProxy:
                     conn.request(self.command, self.path, body=body, headers=headers)
                     response = conn.getresponse()
                     payload = response.read()
+                    if edit_answer:
+                        payload = edit_answer(record.method, record.path, record.query, payload) or payload
                     self.send_response(response.status, response.reason)
                     for key, value in response.getheaders():
                         if key.lower() not in HOP_BY_HOP:
@@ -118,10 +123,16 @@ class RecordingProxy:
         with self._lock:
             self._fail_when = predicate
 
+    def edit_answers(self, editor):
+        """editor(method, path, query, body) -> the body to answer instead of the upstream's, or None to keep it."""
+        with self._lock:
+            self._edit_answer = editor
+
     def clear(self):
         with self._lock:
             self.requests = []
             self._fail_when = None
+            self._edit_answer = None
 
     def writes(self):
         with self._lock:

@@ -11,8 +11,10 @@ import random
 import threading
 import time
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from ansible_collections.casper.directus_promote.plugins.module_utils import s3_listing as L
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import PlanError
@@ -154,3 +156,32 @@ def test_a_truncated_page_without_keys_is_an_error_not_a_loop():
 
     with pytest.raises(L.ListingError, match="target"):
         run(["k1"], Empty([]))
+
+
+# ---------------------------------------------------------------- the source listing (botocore's paginator)
+
+def stubbed_pages(*pages):
+    """listing_pages() over a real S3 client whose ListObjectsV2 answers are ``pages``, in order."""
+    client = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example-secret",
+                                   region_name="us-east-1").client("s3")
+    with Stubber(client) as stub:
+        for page in pages:
+            stub.add_response("list_objects_v2", page)
+        yield from L.listing_pages(client, "source", "src", "")
+
+
+def test_the_source_listing_follows_continuation_tokens():
+    pages = list(stubbed_pages({"Contents": [{"Key": "a"}], "IsTruncated": True, "NextContinuationToken": "t1"},
+                               {"Contents": [{"Key": "b"}], "IsTruncated": False}))
+    assert [obj["Key"] for page in pages for obj in page["Contents"]] == ["a", "b"]
+
+
+def test_a_source_page_truncated_without_a_token_is_a_listing_error_not_the_end():
+    # botocore's paginator would end here without an error, with the rest of the source unlisted
+    pages = stubbed_pages({"Contents": [{"Key": "a"}, {"Key": "b"}], "IsTruncated": True})
+    with pytest.raises(L.ListingError) as info:
+        list(pages)
+    assert info.value.side == "source"
+    assert info.value.message() == (
+        "Cannot list the source bucket 'src': the server answered a truncated page (IsTruncated=true) without a "
+        "continuation token after key 'b', so the rest of the listing cannot be asked for; refusing to plan on part of it")
