@@ -17,6 +17,7 @@ unchanged objects only count.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from array import array
 
@@ -373,35 +374,57 @@ def tagging_header(tag_set):
 
 # ---------------------------------------------------------------- guards
 
-def delete_guard(plan, max_delete=1000, max_delete_percent=50.0, allow_empty_source=False, force_delete=False, sample=20):
+#: The deletion guard's options, as delete_guard and s3_mirror name them.
+GUARD_OPTIONS = ("max_delete", "max_delete_percent", "max_delete_percent_min_count", "allow_empty_source", "force_delete")
+
+
+def delete_guard(plan, max_delete=1000, max_delete_percent=50.0, max_delete_percent_min_count=10,
+                 allow_empty_source=False, force_delete=False, names=None, sample=20):
     """The refusal message for a plan's deletions, or None when they may go ahead.
 
-    Trips when the source lists no object but deletions are planned (unless
-    ``allow_empty_source``), or when deletions exceed ``max_delete`` objects or
-    ``max_delete_percent`` of the target's objects in scope (unless
-    ``force_delete``). The message names what would have been deleted.
+    Refused are deletions planned on a source that lists no object (unless
+    ``allow_empty_source``), more than ``max_delete`` deletions, and deletions
+    of more than ``max_delete_percent`` of the target's objects in scope
+    (both unless ``force_delete``). The percentage spares fewer than
+    ``max_delete_percent_min_count`` deletions when the source lists at least
+    as many objects as would be deleted: a young target with a few objects of
+    its own, not a source that is a small fraction of the target.
+
+    Each reason says which option to change, under the name ``names`` gives
+    it (option -> name, e.g. a role variable) or its own. The message names
+    what would have been deleted.
     """
     count = len(plan.deletes)
     if not count:
         return None
+
+    def name(option):
+        return (names or {}).get(option) or option
+
+    force = "set %s=true" % name("force_delete")
     reasons = []
     if plan.source_objects == 0 and not allow_empty_source:
-        reasons.append("the source lists no object (set allow_empty_source=true to empty the target)")
+        reasons.append("the source lists no object (set %s=true to empty the target)" % name("allow_empty_source"))
     if not force_delete:
         if max_delete is not None and count > max_delete:
-            reasons.append("%d deletions exceed max_delete=%d" % (count, max_delete))
-        if max_delete_percent is not None and plan.target_objects:
-            percent = 100.0 * count / plan.target_objects
-            if percent > max_delete_percent:
-                reasons.append("%d deletions are %.1f%% of the target's %d objects, above max_delete_percent=%s" % (
-                    count, percent, plan.target_objects, max_delete_percent))
+            reasons.append("more than %s=%d (raise it to %d, or %s)" % (name("max_delete"), max_delete, count, force))
+        percent = 100.0 * count / plan.target_objects
+        spared = count < max_delete_percent_min_count and count <= plan.source_objects
+        if max_delete_percent is not None and percent > max_delete_percent and not spared:
+            reasons.append("%.1f%% of the target's %s, more than %s=%g%s (raise it to %d, or %s)" % (
+                percent, objects(plan.target_objects), name("max_delete_percent"), max_delete_percent,
+                ", from a source of only %s" % objects(plan.source_objects) if 0 < plan.source_objects < count else "",
+                math.ceil(percent), force))
     if not reasons:
         return None
     keys = plan.deletes.keys(sample)
     more = count - len(keys)
-    return "Refusing to delete %d object%s: %s. Would delete: %s%s" % (
-        count, "" if count == 1 else "s", "; ".join(reasons), ", ".join(keys),
-        " ... and %d more" % more if more > 0 else "")
+    return "Refusing to delete %s: %s. Would delete: %s%s" % (
+        objects(count), "; ".join(reasons), ", ".join(keys), " ... and %d more" % more if more > 0 else "")
+
+
+def objects(count):
+    return "%d object%s" % (count, "" if count == 1 else "s")
 
 
 # ---------------------------------------------------------------- results and diff

@@ -25,8 +25,9 @@ description:
     already mirrors the source, that is one request per page, sent together instead of one after the other. Each
     answer is used only from where the keys read so far end, so a target with other keys costs a few more requests,
     never a key.
-  - Before any change a deletion guard refuses runs that would empty the target from an empty source or delete more
-    than O(max_delete) objects or O(max_delete_percent) percent of the target; the error names the objects.
+  - Before any change a deletion guard refuses runs that would delete the target's objects from an empty source, or
+    delete more than O(max_delete) objects or O(max_delete_percent) percent of the target (O(max_delete_percent_min_count)
+    says which few deletions the percentage spares). The error names the objects, and the options that would let them go.
 author:
   - casper.directus_promote contributors (@casper)
 extends_documentation_fragment:
@@ -91,10 +92,20 @@ options:
     default: 1000
   max_delete_percent:
     description:
-      - Refuse to run when deletions exceed this percentage of the target's objects in scope, unless O(force_delete=true).
-      - Set to V(100) to turn this check off.
+      - Refuse to run when the deletions are more than this percentage of the target's objects in scope, unless
+        O(force_delete=true).
+      - Not applied to fewer than O(max_delete_percent_min_count) deletions from a source that lists at least as many
+        objects: a first promotion onto a young target with a few objects of its own goes through, a source that is a
+        small fraction of the target does not.
+      - V(100) turns this check off.
     type: float
     default: 50
+  max_delete_percent_min_count:
+    description:
+      - The number of deletions from which O(max_delete_percent) applies whatever the source's size; see there.
+      - V(0) applies it to every deletion.
+    type: int
+    default: 10
   allow_empty_source:
     description:
       - Allow a run whose source lists no object to delete the target's objects.
@@ -105,6 +116,27 @@ options:
     description: Skip the O(max_delete) and O(max_delete_percent) checks (not the empty-source check).
     type: bool
     default: false
+  guard_option_names:
+    description:
+      - The names a refusal gives the deletion guard's options, for a caller that sets them under other names
+        (the promote role passes its C(promote_s3_*) variables). Options not named here keep their own names.
+    type: dict
+    suboptions:
+      max_delete:
+        description: Name of O(max_delete).
+        type: str
+      max_delete_percent:
+        description: Name of O(max_delete_percent).
+        type: str
+      max_delete_percent_min_count:
+        description: Name of O(max_delete_percent_min_count).
+        type: str
+      allow_empty_source:
+        description: Name of O(allow_empty_source).
+        type: str
+      force_delete:
+        description: Name of O(force_delete).
+        type: str
   multipart_threshold:
     description:
       - Objects larger than this many bytes are copied with a multipart upload instead of one C(CopyObject)
@@ -369,6 +401,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_
     build_diff,
     build_plan,
     copy_metadata,
+    GUARD_OPTIONS,
     delete_guard,
     failure_message,
     is_unchanged_copy,
@@ -725,8 +758,10 @@ def argument_spec():
         exclude=dict(type="list", elements="str"),
         max_delete=dict(type="int", default=1000),
         max_delete_percent=dict(type="float", default=50),
+        max_delete_percent_min_count=dict(type="int", default=10),
         allow_empty_source=dict(type="bool", default=False),
         force_delete=dict(type="bool", default=False),
+        guard_option_names=dict(type="dict", options={option: dict(type="str") for option in GUARD_OPTIONS}),
         multipart_threshold=dict(type="int", default=5 * GIB),
         multipart_chunksize=dict(type="int", default=16 * MIB),
         copy_method=dict(type="str", default="auto", choices=["auto", "server", "stream"]),
@@ -750,6 +785,8 @@ def validate(params):
         problems.append("max_delete must not be negative")
     if not 0 <= params["max_delete_percent"] <= 100:
         problems.append("max_delete_percent must be between 0 and 100")
+    if params["max_delete_percent_min_count"] < 0:
+        problems.append("max_delete_percent_min_count must not be negative")
     if not 0 < params["multipart_threshold"] <= 5 * GIB:
         problems.append("multipart_threshold must be between 1 byte and 5 GiB (the CopyObject limit)")
     if not 5 * MIB <= params["multipart_chunksize"] <= 5 * GIB:
@@ -813,8 +850,8 @@ def main():
     resolve_verified(plan, verify_recorded(module, target_client, plan, target_bucket, target_prefix, workers))
     timings["verify"] = round(time.monotonic() - mark, 3)
 
-    refusal = delete_guard(plan, params["max_delete"], params["max_delete_percent"],
-                           params["allow_empty_source"], params["force_delete"], sample=min(params["max_keys_returned"], 50))
+    refusal = delete_guard(plan, **{option: params[option] for option in GUARD_OPTIONS},
+                           names=params["guard_option_names"], sample=min(params["max_keys_returned"], 50))
     summary = plan.summary()
     if refusal:
         module.fail_json(msg=refusal + " Nothing was changed.", plan=summary,

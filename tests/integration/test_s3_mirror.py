@@ -261,9 +261,11 @@ def test_guard_refuses_empty_source_before_any_change(sandbox, buckets, run_modu
     src, dst = buckets
     put_many(s3, dst, ["keep/%d" % i for i in range(3)])
     args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst)
-    result = run_module(MODULE, args)
-    assert result["failed"]
-    assert "source lists no object" in result["msg"] and "keep/0, keep/1, keep/2" in result["msg"]
+    for check in (True, False):
+        result = run_module(MODULE, args, check=check)
+        assert result["failed"]
+        assert "the source lists no object (set allow_empty_source=true to empty the target)" in result["msg"]
+        assert "keep/0, keep/1, keep/2" in result["msg"] and result["msg"].endswith(" Nothing was changed.")
     assert writes(recording_proxy) == []
     assert len(bucket_listing(s3, dst)) == 3
     # copy mode never deletes, so an empty source is no danger there
@@ -279,14 +281,67 @@ def test_guard_refuses_too_many_deletions_before_any_change(sandbox, buckets, ru
     put_many(s3, dst, ["k%02d" % i for i in range(10)])
     args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst)
     by_count = run_module(MODULE, dict(args, max_delete=5, max_delete_percent=100))
-    assert by_count["failed"] and "9 deletions exceed max_delete=5" in by_count["msg"]
+    assert by_count["failed"] and "more than max_delete=5 (raise it to 9, or set force_delete=true)" in by_count["msg"]
     assert "k01" in by_count["msg"] and "k09" in by_count["msg"]
-    by_percent = run_module(MODULE, args)  # defaults: 9 of 10 is above 50 %
-    assert by_percent["failed"] and "90.0%" in by_percent["msg"]
+    # defaults: 9 of 10 is above 50 %, and a source of 2 objects is no young target's source
+    by_percent = run_module(MODULE, args, check=True)
+    assert by_percent["failed"] and by_percent["msg"].startswith(
+        "Refusing to delete 9 objects: 90.0% of the target's 10 objects, more than max_delete_percent=50, from a source "
+        "of only 2 objects (raise it to 90, or set force_delete=true). Would delete: k01, ")
+    # a caller's names for the options (the promote role's variables) replace them in the message
+    renamed = run_module(MODULE, dict(args, guard_option_names=dict(max_delete_percent="promote_s3_max_delete_percent",
+                                                                      force_delete="promote_s3_force_delete")))
+    assert "more than promote_s3_max_delete_percent=50, " in renamed["msg"]
+    assert "or set promote_s3_force_delete=true)" in renamed["msg"]
     assert writes(recording_proxy) == []
     assert "new.txt" not in bucket_listing(s3, dst)  # not even the copies ran
     forced = run_module(MODULE, dict(args, max_delete=5, force_delete=True))
     assert forced["counts"]["deleted"] == 9 and forced["counts"]["copied"] == 1
+
+
+def directus_objects(files, thumbnailed):
+    """Keys of a Directus storage: originals ``<id>.jpg``, transformations ``<id>__<hash>.jpg`` beside them."""
+    ids = [uuid.uuid5(uuid.NAMESPACE_URL, "file-%d" % i).hex for i in range(files)]
+    return ["%s.jpg" % i for i in ids] + ["%s__%s.jpg" % (i, t) for i in ids[:thumbnailed] for t in ("a1b2", "c3d4")]
+
+
+@pytest.mark.parametrize("own", [1, 2, 3])
+def test_guard_lets_a_first_promotion_onto_a_young_target_through(sandbox, buckets, run_module, recording_proxy, own):
+    # Issue 18: Directus 11.3.5 staging with 10 files (22 objects with thumbnails); a young production of 3 objects,
+    # `own` of them its own (not in staging). 2 deletions were 66.7 % of the target and refused with the defaults.
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    staging = directus_objects(10, 6)
+    prod = staging[:3 - own] + ["ffffffff-own.jpg", "ffffffff-own__a1b2.jpg", "ffffffff-own__c3d4.jpg"][:own]
+    put_many(s3, src, staging)
+    put_many(s3, dst, prod)
+    assert len(staging) == 22 and len(bucket_listing(s3, dst)) == 3
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst)
+
+    check = run_module(MODULE, args, check=True)
+    assert not check.get("failed"), check.get("msg")
+    assert (check["plan"]["to_delete"], check["plan"]["to_copy"], check["plan"]["target_objects"]) == (own, 19 + own, 3)
+    assert writes(recording_proxy) == [] and len(bucket_listing(s3, dst)) == 3
+
+    real = run_module(MODULE, args)
+    assert not real.get("failed"), real.get("msg")
+    assert real["plan"] == check["plan"] and real["counts"]["deleted"] == own
+    assert contents(s3, dst) == contents(s3, src)
+    assert run_module(MODULE, args)["changed"] is False
+
+
+def test_guard_refuses_a_source_that_is_a_small_fraction_of_the_target(sandbox, buckets, run_module, recording_proxy):
+    # fewer than 10 deletions, but the source (a wrong prefix, say) lists fewer objects than would be deleted
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    prod = directus_objects(4, 2)
+    put_many(s3, src, prod[:1])
+    put_many(s3, dst, prod)
+    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst))
+    assert result["failed"] and result["msg"].startswith(
+        "Refusing to delete 7 objects: 87.5% of the target's 8 objects, more than max_delete_percent=50, from a source "
+        "of only 1 object (raise it to 88, or set force_delete=true).")
+    assert writes(recording_proxy) == [] and len(bucket_listing(s3, dst)) == 8
 
 
 # ---------------------------------------------------------------- pagination

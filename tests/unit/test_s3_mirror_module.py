@@ -19,8 +19,9 @@ def test_defaults_are_valid():
 
 def test_validate_reports_every_problem_at_once():
     problems = s3_mirror.validate(params(workers=0, max_delete=-1, max_delete_percent=101, multipart_threshold=6 * 1024 ** 3,
-                                         multipart_chunksize=1024, max_keys_returned=-1, retry_max_attempts=0))
-    assert len(problems) == 7
+                                         multipart_chunksize=1024, max_keys_returned=-1, retry_max_attempts=0,
+                                         max_delete_percent_min_count=-1))
+    assert len(problems) == 8
     assert any("CopyObject limit" in p for p in problems)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import random
+import re
 
 import pytest
 
@@ -270,28 +271,120 @@ def guard_plan(source, target):
     return P.build_plan([("s%04d" % i, 1, "e") for i in range(source)], [("t%04d" % i, 1, "e") for i in range(target)])
 
 
+def objects(names):
+    return [(name, 1, "e") for name in sorted(names)]
+
+
+# Directus 11.3.5 staging with 10 files (22 objects with thumbnails) and a young production with one file of its
+# own (3 objects, one of them also in staging), as issue 18 met them.
+STAGING_22 = ["f%02d.jpg" % i for i in range(10)] + ["f%02d__thumb%d.jpg" % (i, t) for i in range(6) for t in range(2)]
+YOUNG_PROD_3 = ["f00.jpg", "own.jpg", "own__thumb0.jpg"]
+ROLE_NAMES = {option: "promote_s3_" + option for option in
+              ("max_delete", "max_delete_percent", "max_delete_percent_min_count", "allow_empty_source", "force_delete")}
+
+
 def test_guard_refuses_empty_source_and_names_the_keys():
     message = P.delete_guard(guard_plan(0, 3), max_delete=1000, max_delete_percent=100)
-    assert "source lists no object" in message
-    assert "t0000, t0001, t0002" in message
+    assert message == ("Refusing to delete 3 objects: the source lists no object (set allow_empty_source=true to "
+                       "empty the target). Would delete: t0000, t0001, t0002")
     assert P.delete_guard(guard_plan(0, 3), max_delete_percent=100, allow_empty_source=True) is None
     # force_delete does not override the empty-source check
     assert P.delete_guard(guard_plan(0, 3), force_delete=True) is not None
+    # an empty source is never one the percentage spares: it takes allow_empty_source and the percentage
+    assert "100.0% of the target's 3 objects" in P.delete_guard(guard_plan(0, 3), allow_empty_source=True)
 
 
 def test_guard_count_and_percent():
     plan = guard_plan(10, 30)  # 30 deletions of 30 target objects
     message = P.delete_guard(plan, max_delete=20, max_delete_percent=50, sample=5)
-    assert "30 deletions exceed max_delete=20" in message
-    assert "100.0% of the target's 30 objects" in message
+    assert message.startswith("Refusing to delete 30 objects: more than max_delete=20 (raise it to 30, or set "
+                              "force_delete=true); 100.0% of the target's 30 objects, more than max_delete_percent=50, "
+                              "from a source of only 10 objects (raise it to 100, or set force_delete=true). Would "
+                              "delete: t0000, ")
     assert "... and 25 more" in message
     assert P.delete_guard(plan, max_delete=30, max_delete_percent=100) is None
     assert P.delete_guard(plan, max_delete=0, max_delete_percent=0, force_delete=True) is None
     # percent relative to the target's objects in scope
     plan = P.build_plan([("k%02d" % i, 1, "e") for i in range(8)], [("k%02d" % i, 1, "e") for i in range(10)])
     assert len(plan.deletes) == 2
-    assert P.delete_guard(plan, max_delete_percent=20) is None
-    assert "20.0%" in P.delete_guard(plan, max_delete_percent=19.9)
+    assert P.delete_guard(plan, max_delete_percent=20, max_delete_percent_min_count=0) is None
+    assert "20.0%" in P.delete_guard(plan, max_delete_percent=19.9, max_delete_percent_min_count=0)
+
+
+def test_guard_lets_a_first_promotion_onto_a_young_target_through():
+    preflight = P.build_plan(objects(STAGING_22), objects(YOUNG_PROD_3), "mirror")
+    assert (len(preflight.deletes), preflight.target_objects, preflight.source_objects) == (2, 3, 22)  # 66.7 %
+    assert P.delete_guard(preflight) is None
+    # the role's prune, once the copy has run: the target holds staging's objects and its own two
+    prune = P.build_plan(objects(STAGING_22), objects(set(STAGING_22) | set(YOUNG_PROD_3)), "prune")
+    assert len(prune.deletes) == 2 and P.delete_guard(prune) is None
+    # a young target sharing nothing with the source: all 3 objects go, still a first promotion
+    assert P.delete_guard(P.build_plan(objects(STAGING_22), objects(["own%d" % i for i in range(3)]))) is None
+
+
+def test_guard_percentage_applies_from_the_minimum_count():
+    def plan(deletions):  # a target of 2 shared objects and its own, the source 22 objects
+        return P.build_plan(objects(STAGING_22), objects(STAGING_22[:2] + ["own%02d" % i for i in range(deletions)]))
+
+    assert P.delete_guard(plan(9)) is None  # 81.8 %, but 9 < max_delete_percent_min_count=10
+    message = P.delete_guard(plan(10))
+    assert "Refusing to delete 10 objects: 83.3% of the target's 12 objects, more than max_delete_percent=50 (raise it " \
+           "to 84, or set force_delete=true)" in message
+    assert P.delete_guard(plan(10), max_delete_percent_min_count=11) is None
+    assert P.delete_guard(plan(3)) is None
+    assert P.delete_guard(plan(3), max_delete_percent_min_count=0) is not None  # 0: the percentage applies to all
+
+
+def test_guard_percentage_spares_few_deletions_only_from_a_source_at_least_as_large():
+    # a source that is a small fraction of the target: 7 of 8 objects would go, the source lists 1
+    small_source = P.build_plan(objects(["k0"]), objects(["k%d" % i for i in range(8)]))
+    message = P.delete_guard(small_source)
+    assert message.startswith("Refusing to delete 7 objects: 87.5% of the target's 8 objects, more than "
+                              "max_delete_percent=50, from a source of only 1 object (raise it to 88, or set "
+                              "force_delete=true).")
+    # as many source objects as deletions: spared; one fewer: refused
+    assert P.delete_guard(P.build_plan(objects(["s%d" % i for i in range(4)]), objects(["t%d" % i for i in range(4)]))) is None
+    assert P.delete_guard(P.build_plan(objects(["s%d" % i for i in range(3)]), objects(["t%d" % i for i in range(4)])))
+
+
+def test_guard_suggested_percentage_lets_the_plan_through():
+    plan = P.build_plan(objects(STAGING_22), objects(YOUNG_PROD_3))
+    message = P.delete_guard(plan, max_delete_percent_min_count=0)
+    assert "66.7% of the target's 3 objects" in message and "raise it to 67" in message
+    assert P.delete_guard(plan, max_delete_percent=67, max_delete_percent_min_count=0) is None
+    assert P.delete_guard(plan, max_delete_percent=66.6, max_delete_percent_min_count=0) is not None
+
+
+def test_guard_names_options_by_the_names_it_is_given():
+    plans = [guard_plan(0, 3), guard_plan(10, 30), P.build_plan(objects(["k0"]), objects(["k%d" % i for i in range(8)]))]
+    messages = [P.delete_guard(plan, max_delete=5, names=ROLE_NAMES) for plan in plans]
+    assert "set promote_s3_allow_empty_source=true to empty the target" in messages[0]
+    assert "more than promote_s3_max_delete=5 (raise it to 30, or set promote_s3_force_delete=true)" in messages[1]
+    assert "more than promote_s3_max_delete_percent=50" in messages[2]
+    for message in messages:
+        assert re.findall(r"(?<!promote_s3_)\b(?:max_delete|max_delete_percent|allow_empty_source|force_delete)\b",
+                          message) == [], message
+    # names not given stay the options' own
+    assert "set force_delete=true" in P.delete_guard(guard_plan(10, 30), names={"max_delete": "limit"})
+
+
+def test_guard_that_passes_the_preflight_passes_the_prune():
+    # The role plans a mirror before copying (preflight), and prunes after the copy: whatever the preflight let
+    # through must not be refused once the database is swapped.
+    rng = random.Random(18)
+    passed_with_deletions = 0
+    for _round in range(500):
+        universe = ["k%03d" % i for i in range(rng.randint(1, 60))]
+        source = [k for k in universe if rng.random() < rng.random()]
+        target = [k for k in universe if rng.random() < rng.random()]
+        options = dict(max_delete=rng.choice([5, 1000]), max_delete_percent=rng.choice([0, 20, 50, 90]),
+                       max_delete_percent_min_count=rng.choice([0, 3, 10]), allow_empty_source=rng.random() < 0.5)
+        preflight = P.build_plan(objects(source), objects(target), "mirror")
+        if P.delete_guard(preflight, **options) is None:
+            prune = P.build_plan(objects(source), objects(set(source) | set(target)), "prune")
+            assert P.delete_guard(prune, **options) is None, (source, target, options)
+            passed_with_deletions += bool(len(prune.deletes))
+    assert passed_with_deletions > 100
 
 
 def test_guard_without_deletions_is_silent():
