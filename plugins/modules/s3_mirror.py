@@ -854,7 +854,7 @@ def main():
                            names=params["guard_option_names"], sample=min(params["max_keys_returned"], 50))
     summary = plan.summary()
     if refusal:
-        module.fail_json(msg=refusal + " Nothing was changed.", plan=summary,
+        module.fail_json(msg=refusal + ". Nothing was changed.", plan=summary,
                          **plan_key_lists(plan, target_prefix, params["max_keys_returned"]))
 
     method = choose_method(module, target_client, plan, source_bucket, source_prefix)
