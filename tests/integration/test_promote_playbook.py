@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -512,6 +513,85 @@ def test_unhealthy_target_fails_the_verify_phase(world, promoted):
         prod.health = "ok"
     assert run.rc != 0
     assert "Wait for the target Directus to report healthy" in run.out and '"status": "error"' in run.out, run.out[-4000:]
+
+
+# --------------------------------------------------------------------------- deletion guard
+
+def directus_keys(files, thumbnailed):
+    """Keys of a Directus storage: originals ``<id>.jpg``, transformations ``<id>__<hash>.jpg`` beside them."""
+    ids = [uuid.uuid5(uuid.NAMESPACE_URL, "guard-file-%d" % i).hex for i in range(files)]
+    return ["%s.jpg" % i for i in ids] + ["%s__%s.jpg" % (i, t) for i in ids[:thumbnailed] for t in ("a1b2", "c3d4")]
+
+
+def own_buckets(sandbox, tmp_path, staging_keys, prod_keys):
+    """An inventory source giving staging and prod fresh buckets holding these keys (the world's stay untouched)."""
+    s3 = sandbox.aws.client("s3")
+    inventory, buckets = tmp_path / "buckets", {}
+    for env, keys in (("staging", staging_keys), ("prod", prod_keys)):
+        buckets[env] = "guard-%s-%s" % (env, uuid.uuid4().hex[:10])
+        s3.create_bucket(Bucket=buckets[env])
+        for key in keys:
+            s3.put_object(Bucket=buckets[env], Key=key, Body=key.encode())
+        (inventory / "host_vars" / env).mkdir(parents=True)
+        # host_vars of a later inventory source win over the sandbox inventory's
+        (inventory / "host_vars" / env / "vars.yml").write_text(json.dumps({"directus_s3_bucket": buckets[env]}))
+    (inventory / "hosts.yml").write_text(json.dumps({"all": {"children": {"directus_environments": {"hosts": {
+        "staging": {}, "prod": {}}}}}}))
+    return inventory, buckets
+
+
+BARE_GUARD_OPTION = re.compile(r"(?<!promote_s3_)\b(?:max_delete|max_delete_percent|max_delete_percent_min_count|"
+                               r"allow_empty_source|force_delete)=")
+
+
+def test_a_first_promotion_onto_a_young_production_passes_the_deletion_guard(sandbox, world, tmp_path):
+    # Issue 18: staging with 10 files (22 objects with thumbnails), production with one file of its own (3 objects,
+    # 2 of them not in staging): 66.7 % of production's objects go, which the default guard refused.
+    s3 = world["s3"]
+    staging = directus_keys(10, 6)
+    inventory, buckets = own_buckets(sandbox, tmp_path, staging, staging[:1] + ["ffffffff-own.jpg", "ffffffff-own__a1b2.jpg"])
+    run = run_playbook(world["inventories"] + [inventory], dict(world["vars"], promote_state_dir=str(tmp_path / "state")),
+                       "--tags", "preflight,assets_copy,assets_prune", env=world["env"])
+    assert run.rc == 0, run.out[-6000:]
+    assert "assets: 21 to copy, 0 to update, 2 to delete, 1 unchanged" in run.out, run.out[-6000:]
+    assert fx.bucket_listing(s3, buckets["prod"]) == fx.bucket_listing(s3, buckets["staging"])
+    assert len(fx.bucket_listing(s3, buckets["prod"])) == 22
+
+
+@pytest.mark.parametrize("phase", ["preflight", "assets_prune"])
+def test_a_deletion_guard_refusal_names_the_role_variables(sandbox, world, tmp_path, phase):
+    # A whole promotion stops at the preflight; the prune phase alone (--tags assets_prune) refuses the same way.
+    s3 = world["s3"]
+    inventory, buckets = own_buckets(sandbox, tmp_path, ["kept.jpg", "new.jpg"],
+                                     ["kept.jpg"] + ["old-%02d.jpg" % i for i in range(11)])
+    prod_before, before = fx.bucket_listing(s3, buckets["prod"]), snapshot(sandbox, world)
+    tags = ["--tags", "assets_prune"] if phase == "assets_prune" else []
+    run = run_playbook(world["inventories"] + [inventory], dict(world["vars"], promote_s3_max_delete=5), *tags,
+                       env=world["env"])
+    assert run.rc != 0
+    failed_task = re.findall(r"^TASK \[([^\]]*)\]", run.out.split("fatal: [localhost]")[0], re.M)[-1]
+    assert failed_task.endswith({"preflight": "Plan the asset mirror (both buckets, deletion guards)",
+                                 "assets_prune": "Prune target assets absent from the source"}[phase]), failed_task
+    assert ("Refusing to delete 11 objects: more than promote_s3_max_delete=5 (raise it to 11, or set "
+            "promote_s3_force_delete=true); 91.7% of the target's 12 objects, more than promote_s3_max_delete_percent=50, "
+            "from a source of only 2 objects (raise it to 92, or set promote_s3_force_delete=true). Would delete: "
+            "old-00.jpg") in run.out, run.out[-6000:]
+    assert not BARE_GUARD_OPTION.search(run.out), BARE_GUARD_OPTION.search(run.out)
+    assert "Copy new and changed assets" not in run.out and run.changed == 0
+    assert fx.bucket_listing(s3, buckets["prod"]) == prod_before and snapshot(sandbox, world) == before
+    assert sandbox.aws.secret_key not in run.out
+
+
+def test_an_empty_source_is_refused_in_check_mode_naming_the_role_variable(sandbox, world, tmp_path):
+    s3 = world["s3"]
+    inventory, buckets = own_buckets(sandbox, tmp_path, [], directus_keys(1, 1))
+    run = run_playbook(world["inventories"] + [inventory], world["vars"], "--check", env=world["env"])
+    assert run.rc != 0
+    assert ("Refusing to delete 3 objects: the source lists no object (set promote_s3_allow_empty_source=true to empty "
+            "the target); 100.0% of the target's 3 objects, more than promote_s3_max_delete_percent=50 (raise it to "
+            "100, or set promote_s3_force_delete=true)") in run.out, run.out[-6000:]
+    assert not BARE_GUARD_OPTION.search(run.out), BARE_GUARD_OPTION.search(run.out)
+    assert len(fx.bucket_listing(s3, buckets["prod"])) == 3
 
 
 # --------------------------------------------------------------------------- validation errors
