@@ -95,8 +95,8 @@ options:
       - Refuse to run when the deletions are more than this percentage of the target's objects in scope, unless
         O(force_delete=true).
       - Not applied to fewer than O(max_delete_percent_min_count) deletions from a source that lists at least as many
-        objects: a first promotion onto a young target with a few objects of its own goes through, a source that is a
-        small fraction of the target does not.
+        objects. So a first promotion onto a young target with a few objects of its own goes through, while a source
+        that is a small fraction of the target does not.
       - V(100) turns this check off.
     type: float
     default: 50

@@ -289,8 +289,8 @@ def test_guard_refuses_too_many_deletions_before_any_change(sandbox, buckets, ru
         "Refusing to delete 9 objects: 90.0% of the target's 10 objects, more than max_delete_percent=50, from a source "
         "of only 2 objects (raise it to 90, or set force_delete=true). Would delete: k01, ")
     # a caller's names for the options (the promote role's variables) replace them in the message
-    renamed = run_module(MODULE, dict(args, guard_option_names=dict(max_delete_percent="promote_s3_max_delete_percent",
-                                                                      force_delete="promote_s3_force_delete")))
+    names = dict(max_delete_percent="promote_s3_max_delete_percent", force_delete="promote_s3_force_delete")
+    renamed = run_module(MODULE, dict(args, guard_option_names=names))
     assert "more than promote_s3_max_delete_percent=50, " in renamed["msg"]
     assert "or set promote_s3_force_delete=true)" in renamed["msg"]
     assert writes(recording_proxy) == []
@@ -512,7 +512,7 @@ def mirrored_2000(sandbox):
 
 
 def test_a_source_page_truncated_without_a_continuation_token_fails_the_run(sandbox, mirrored_2000, run_module,
-                                                                              recording_proxy):
+                                                                            recording_proxy):
     # botocore's paginator ends without an error at a page that says IsTruncated=true but gives no token: the plan
     # would see 1,000 of the source's 2,000 keys and delete the other 1,000 from the target (exactly 50 %, so
     # neither max_delete nor max_delete_percent would stop it).
