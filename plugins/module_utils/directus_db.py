@@ -307,81 +307,6 @@ def user_ref_summary(counts, mapping, mode):
     return 0, 0, [finding("user_references", "ok", "every promoted user reference exists on the target")]
 
 
-# --------------------------------------------------------------------------- structure
-
-_COLUMN_LINE = re.compile(r"^\s*`((?:[^`]|``)+)`\s+(.*?),?\s*$")
-
-
-def column_definitions(create_sql):
-    """Ordered [(column, definition)] parsed from SHOW CREATE TABLE output."""
-    cols = []
-    for line in create_sql.splitlines()[1:]:
-        m = _COLUMN_LINE.match(line)
-        if m:
-            cols.append((m.group(1).replace("``", "`"), m.group(2)))
-    return cols
-
-
-def missing_kept_columns(kept_tables, source_fields, source_create, target_columns):
-    """Columns the source declares (directus_fields) on kept tables that the target table lacks.
-
-    source_fields: [(collection, field)]; source_create: {table: SHOW CREATE TABLE};
-    target_columns: {table: set(columns)} of the target.
-    Returns [(table, column, definition_from_source, after_column_or_None)].
-    """
-    wanted = {}
-    for collection, field in source_fields:
-        if collection in kept_tables:
-            wanted.setdefault(collection, set()).add(field)
-    out = []
-    for table in sorted(wanted):
-        if table not in source_create or table not in target_columns:
-            continue
-        defs = column_definitions(source_create[table])
-        previous = None
-        for column, definition in defs:
-            if column in wanted[table] and column not in target_columns[table]:
-                after = previous if previous in target_columns[table] else None
-                out.append((table, column, definition, after))
-            previous = column
-    return out
-
-
-def add_column_sql(schema, table, column, definition, after):
-    sql = "ALTER TABLE %s ADD COLUMN %s %s" % (_q(schema) + "." + _q(table), _q(column), definition)
-    if after:
-        sql += " AFTER %s" % _q(after)
-    return sql
-
-
-_AUTO_INC = re.compile(r"\s+AUTO_INCREMENT=\d+")
-
-
-_FK_RULES = re.compile(r" ON (?:DELETE|UPDATE) (?:RESTRICT|NO ACTION)")
-
-
-_INDEX_LINE = re.compile(r"^\s*(?:PRIMARY KEY|UNIQUE KEY|KEY|FULLTEXT KEY|SPATIAL KEY|CONSTRAINT)\b")
-
-
-def normalize_create(create_sql):
-    """SHOW CREATE TABLE without the AUTO_INCREMENT counter (not content), without explicit
-    RESTRICT/NO ACTION rules (InnoDB's default, shown only when spelled out), and with index
-    and constraint lines in a stable order: their order carries no meaning, and re-created
-    foreign keys (and the indexes InnoDB adds for them) list in another order than the source."""
-    text = _FK_RULES.sub("", _AUTO_INC.sub("", create_sql or "")).strip()
-    lines = text.split("\n")
-    if len(lines) < 3:
-        return text
-    body = [line.strip().rstrip(",") for line in lines[1:-1]]
-    columns = [line for line in body if not _INDEX_LINE.match(line)]
-    indexes = sorted(line for line in body if _INDEX_LINE.match(line))
-    return "\n".join([lines[0]] + columns + indexes + [lines[-1]])
-
-
-def _q(name):
-    return "`" + str(name).replace("`", "``") + "`"
-
-
 # --------------------------------------------------------------------------- idempotence
 
 def fingerprint(*parts):
@@ -390,17 +315,13 @@ def fingerprint(*parts):
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
-def replace_unchanged(source_create, target_create, source_checksum, target_checksum, state, transform_fp):
-    """Whether a replaced table already holds what a promotion would write.
+def replace_unchanged(source_checksum, target_checksum, state, transform_fp):
+    """Whether a replaced table (of the same definition on both sides) already holds what a promotion would write.
 
     Untransformed data: equal checksums. Transformed data (user ids mapped): the
     state recorded by the last promotion must match both sides' checksums and
     the same mapping fingerprint.
     """
-    if target_create is None:
-        return False
-    if normalize_create(source_create) != normalize_create(target_create):
-        return False
     if source_checksum is None or target_checksum is None:
         return False
     if source_checksum == target_checksum:
@@ -578,87 +499,6 @@ def group_foreign_keys(rows):
     return out
 
 
-def fk_drop_sql(fk, schema=None):
-    return "ALTER TABLE %s.%s DROP FOREIGN KEY %s" % (_q(schema or fk["schema"]), _q(fk["table"]), _q(fk["name"]))
-
-
-_FK_LINE = re.compile(r"^\s*(CONSTRAINT\s+`((?:[^`]|``)+)`\s+FOREIGN KEY.*?),?\s*$")
-_REFERENCES = re.compile(r"REFERENCES\s+(?:`(?:[^`]|``)+`\.)?`(?:[^`]|``)+`")
-
-
-def fk_clauses(create_sql):
-    """{constraint name: 'CONSTRAINT ... FOREIGN KEY ... REFERENCES ...' text} from SHOW CREATE TABLE."""
-    out = {}
-    for line in create_sql.splitlines():
-        m = _FK_LINE.match(line)
-        if m:
-            out[m.group(2).replace("``", "`")] = m.group(1)
-    return out
-
-
-def fk_add_clause(fk, ref_schema):
-    """``CONSTRAINT ... FOREIGN KEY ... REFERENCES `ref_schema`.`parent` ...``.
-
-    With the original clause (from SHOW CREATE TABLE) only the REFERENCES target changes, so
-    the table definition stays textually identical to the source's.
-    """
-    if fk.get("clause"):
-        return _REFERENCES.sub(lambda _m: "REFERENCES %s.%s" % (_q(ref_schema), _q(fk["ref_table"])), fk["clause"], count=1)
-    return "CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s.%s (%s) ON DELETE %s ON UPDATE %s" % (
-        _q(fk["name"]), ", ".join(_q(c) for c in fk["columns"]), _q(ref_schema), _q(fk["ref_table"]),
-        ", ".join(_q(c) for c in fk["ref_columns"]), fk["on_delete"], fk["on_update"])
-
-
-def fk_add_sql(fk, ref_schema, schema=None):
-    """ADD the FK again with its parent in ``ref_schema``."""
-    return "ALTER TABLE %s.%s ADD %s" % (_q(schema or fk["schema"]), _q(fk["table"]), fk_add_clause(fk, ref_schema))
-
-
-def group_by_table(items):
-    """(fk, ref_schema) items in one list per table, in fk_group_sql's order (one ALTER TABLE each)."""
-    by_table = {}
-    for fk, ref in items:
-        by_table.setdefault((fk["schema"], fk["table"]), []).append((fk, ref))
-    return [group for _key, group in sorted(by_table.items())]
-
-
-def fk_group_sql(items, op, schema=None):
-    """One ALTER TABLE per table for a list of (fk, ref_schema): op 'drop' or 'add'.
-
-    Metadata-only with foreign_key_checks=0, so fewer statements means a shorter cut-over.
-    """
-    by_table = {}
-    for fk, ref in items:
-        by_table.setdefault((schema or fk["schema"], fk["table"]), []).append((fk, ref))
-    out = []
-    for (sch, table), group in sorted(by_table.items()):
-        if op == "drop":
-            parts = ["DROP FOREIGN KEY %s" % _q(fk["name"]) for fk, _ref in group]
-        else:
-            parts = ["ADD %s" % fk_add_clause(fk, ref) for fk, ref in group]
-        out.append("ALTER TABLE %s.%s %s" % (_q(sch), _q(table), ", ".join(parts)))
-    return out
-
-
-_REFERENCES_PARTS = re.compile(r"REFERENCES\s+(`(?:[^`]|``)+`\.)?`((?:[^`]|``)+)`")
-
-
-def qualify_references(create_sql, schema, local_tables):
-    """Point the FKs of a CREATE TABLE at ``schema`` for every parent not in ``local_tables``.
-
-    Shadow tables are created in their own schema; a parent that is not swapped in with them
-    (a kept table such as directus_users) must be referenced in the live schema from the start.
-    """
-    def repl(m):
-        if m.group(1):
-            return m.group(0)
-        table = m.group(2).replace("``", "`")
-        if table in local_tables:
-            return m.group(0)
-        return "REFERENCES %s.%s" % (_q(schema), _q(table))
-    return _REFERENCES_PARTS.sub(repl, create_sql)
-
-
 def plan_fk_fixups(fks, live, out_schema, out_tables, in_schema, in_tables):
     """Foreign-key work around ``RENAME TABLE`` (InnoDB re-points a FK when its parent is renamed).
 
@@ -685,6 +525,10 @@ def plan_fk_fixups(fks, live, out_schema, out_tables, in_schema, in_tables):
             if fk["ref_schema"] == live and fk["ref_table"] not in out_set:
                 plan["post_repoint"].append((fk, out_schema))
     return plan
+
+
+def _q(name):
+    return "`" + str(name).replace("`", "``") + "`"
 
 
 def build_rename(live, out_schema, out_tables, in_schema, in_tables):
@@ -766,30 +610,6 @@ def recycle_donor(schemas, database, keep):
         raise PlanError("keep_backups must be >= 0")
     doomed = [b for b in backups[:max(0, len(backups) + 1 - keep)] if b != backups[-1]]
     return doomed[-1] if doomed else None
-
-
-def without_foreign_keys(create_sql):
-    """SHOW CREATE TABLE without its FOREIGN KEY constraint lines (a recycled table gets the source's)."""
-    lines = [line for line in (create_sql or "").split("\n") if not _FK_LINE.match(line)]
-    return "\n".join(lines)
-
-
-def same_table_shape(create_a, create_b):
-    """Columns, indexes and table options equal (AUTO_INCREMENT and foreign keys aside)."""
-    return normalize_create(without_foreign_keys(create_a)) == normalize_create(without_foreign_keys(create_b))
-
-
-def shadow_fk_clauses(create_sql, live, shadow, local_tables):
-    """The source's FK clauses with every parent qualified: shadow tables in ``shadow``, others in ``live``."""
-    clauses = fk_clauses(create_sql)
-    return [qualify_references(qualify_references(clauses[name], live, local_tables), shadow, ())
-            for name in sorted(clauses)]
-
-
-def auto_increment(create_sql):
-    """The AUTO_INCREMENT counter of a SHOW CREATE TABLE, or None."""
-    m = re.search(r"\bAUTO_INCREMENT=(\d+)", create_sql or "")
-    return int(m.group(1)) if m else None
 
 
 def line_key(line):

@@ -14,6 +14,8 @@ and back.
 
 from __future__ import annotations
 
+import functools
+import re
 import traceback
 
 try:
@@ -275,6 +277,23 @@ def row_digest_sql(columns, exprs=None):
         # not IFNULL: a value too long for max_allowed_packet makes CONCAT NULL, and so the whole digest
         parts.append("IF(%s IS NULL, 'N', CONCAT(LENGTH(%s), ':', %s))" % (col, col, col))
     return "UNHEX(SHA2(CONCAT(%s), 256))" % ", ".join(parts)
+
+
+# What each kind of server-built literal (server_literal_sql) may look like, as the target's lexer reads it
+# (backslash escapes on, utf8mb4: no byte of a multi-byte character is a quote or a backslash).
+_LITERAL_GRAMMAR = {
+    "num": rb"(?:NULL|-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)",
+    "str": rb"(?:NULL|'[^'\\]*(?:\\[\s\S][^'\\]*)*')",
+    "bin": rb"(?:NULL|X'[0-9A-F]*')",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def row_literal_check(kinds):
+    """``fullmatch`` of one row literal ``(v1,v2,...)`` of the given column kinds: a match only for a row
+    of plain values -- no expression, sub-select or statement a source server could slip in."""
+    pattern = rb"\(" + rb",".join(_LITERAL_GRAMMAR[k] for k in kinds) + rb"\)"
+    return re.compile(pattern).fullmatch
 
 
 def server_row_encoder(row):
