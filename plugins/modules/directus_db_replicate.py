@@ -27,7 +27,14 @@ description:
   - Per-table checksums decide what changed. When nothing differs no schema is created and nothing is written.
     A table not written on either side since the promotion that copied it reuses that promotion's checksums instead
     of reading the whole table again (O(reuse_checksums)).
-  - O(rollback=true) swaps the newest backup back in, also with one C(RENAME TABLE).
+  - O(rollback=true) swaps the newest backup of a completed promotion back in, also with one C(RENAME TABLE), and
+    restores the kept rows that promotion changed (remapped role/policy ids, references it set to NULL).
+  - Before it touches anything live, a run writes what it will do into a journal in
+    C(<database>__promote_state). A run that is killed (SIGKILL, a lost connection) is repaired by the next run,
+    promotion or rollback, before anything else; a run that fails or gets SIGTERM (an AWX cancel) or SIGINT
+    repairs itself on a new connection. Either way the repair reads what the server shows: it finishes the
+    promotion when the swap took effect and undoes it when it did not; the failure message says which. See
+    C(docs/database-journal.md) in the collection.
 author:
   - casper.directus_promote contributors (@casper)
 requirements:
@@ -108,7 +115,7 @@ options:
     type: path
   lock_timeout:
     description:
-      - Seconds to wait for the target's promotion lock (C(GET_LOCK)) held by another run.
+      - Seconds to wait for the target's promotion lock (C(GET_LOCK)) held by another run (0 or more).
     type: int
     default: 10
   cutover_lock_wait:
@@ -120,7 +127,8 @@ options:
       - A timed-out attempt undoes its foreign-key changes; after the last attempt the module fails, names the
         sessions that held the tables, drops the shadow copy, and nothing in production has changed. A rollback
         swaps under the same limits, and so do the statements before the swap that lock live tables (a custom
-        field's column added to C(directus_users), a foreign key added towards a live parent).
+        field's column added to C(directus_users), a foreign key added towards a live parent) and after it (foreign keys
+        re-created by a repair).
     type: int
     default: 2
   cutover_attempts:
@@ -191,10 +199,15 @@ attributes:
     support: full
     description: A run when nothing differs reports C(changed=false) and writes nothing.
 notes:
-  - Kept tables are never copied. Around the swap, foreign keys of tables that stay live and point at swapped
-    tables are dropped just before the C(RENAME TABLE) and re-created against the new tables right after it, because
-    InnoDB moves such a reference along with the renamed parent table.
-  - Rewriting C(directus_users.role) to a promoted role of the same name happens right after the swap (milliseconds).
+  - Kept tables are never copied. Foreign keys of kept tables that point at swapped tables are pointed at the shadow
+    copies of those tables just before the C(RENAME TABLE), so that they follow them into production (InnoDB moves
+    such a reference along with the renamed parent table).
+  - Columns that the promoted C(directus_fields) declares on kept tables are defined from the source's
+    C(information_schema), never from the text of its C(CREATE TABLE); shadow tables are created from a checked
+    reading of that text. Row values the source server formats are checked to be plain values before the target
+    receives them. Anything else makes the run stop before it writes.
+  - Rewriting C(directus_users.role) to a promoted role of the same name happens right after the swap (milliseconds),
+    in one transaction that also records each row's old role for O(rollback).
     Directus serves permissions from its cache until the cache is cleared, which the role does afterwards.
   - Each connection sets its own C(sql_mode), C(time_zone) (UTC wherever row values are read or written as text)
     and limits (no statement time limit, C(wait_timeout) 8 hours, network timeouts 10 minutes), so the servers'
@@ -334,6 +347,19 @@ timings:
   description: Seconds per phase.
   returned: always
   type: dict
+journal_entry:
+  description: Id of this run's journal entry in C(<database>__promote_state), or null when it wrote nothing.
+  returned: always
+  type: str
+recovery:
+  description:
+    - When the run failed after opening its journal entry, what the repair on a new connection found and did.
+    - C(state) is C(not swapped) (production was put back as it was), C(swapped) (the swap had completed and was
+      finished) or C(unknown) (it could not be checked; the next run repairs it).
+  returned: on failure after the first write
+  type: dict
+  sample: {"entry": "6c0dfb91f9c84b38aa6f487b1910ccb9", "state": "not swapped", "detail": null,
+           "repaired": ["shadow schema directus__shadow_20260101T120000 dropped"]}
 executed_commands:
   description: Statements run on the target (data statements summarised); no secrets.
   returned: always
@@ -352,6 +378,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils._directus_
     Failure,
     Interrupted,
     Run,
+    interruption,
     interrupts_raise,
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import (
@@ -450,7 +477,7 @@ def main():
                 else:
                     promote.promote(run)
             except BaseException as exc:  # noqa: BLE001 - SIGTERM and SIGINT end the run here too
-                failure = exc
+                failure = interruption(exc) or exc
                 if not isinstance(exc, (Failure, DatabaseError, ddl.UnsafeText, rules.PlanError, Interrupted)) and not (
                         HAS_PYMYSQL and isinstance(exc, pymysql.err.MySQLError)):
                     trace = traceback.format_exc()
@@ -467,10 +494,12 @@ def main():
         if said:
             message = "%s; %s" % (message, said)
         out = dict(result)
-        out.pop("changed", None)
+        # changed: what this run leaves changed -- a swap that completed, or an earlier run's entry it settled
+        out["changed"] = (result.get("recovery") or {}).get("state") == "swapped" or any(
+            f["check"] in ("recovery", "leftovers") and f["status"] == "changed" for f in run.findings)
         if trace:
             out["exception"] = trace
-        module.fail_json(msg=message, changed=bool(result.get("recovery")) or bool(run.journal), **out)
+        module.fail_json(msg=message, **out)
     module.exit_json(**result)
 
 

@@ -452,7 +452,7 @@ class ShadowCopy:
             ", ".join(quote_ident(c) for c in col_names), qualified(run.db, name), quote_ident(split)))
         shadow_table = qualified(self.shadow, name)
         record = {"table": name, "split": split, "pk": pk[0] if len(pk) == 1 else None, "columns": col_names,
-                  "kinds": kinds, "auto": auto, "remap": {c: m for c, m in remap.items()}, "snapshot": {}, "rekeyed": {}}
+                  "kinds": kinds, "auto": auto, "remap": dict(remap), "snapshot": {}, "rekeyed": {}}
         if len(pk) != 1 or pk[0] not in col_names:
             run.add("merge", "warning", "%s has no single-column primary key: its per-user rows are merged as read and "
                     "rows production writes during the promotion are not caught up" % name)
@@ -488,7 +488,7 @@ class ShadowCopy:
         return self._plain_raw
 
     def insert_rows(self, table, columns, literals, ignore=False):
-        prefix = ("INSERT %sINTO %s (%s) VALUES " % ("IGNORE " if ignore else "", table,
-                                                    ", ".join(quote_ident(c) for c in columns))).encode("utf-8")
+        names = ", ".join(quote_ident(c) for c in columns)
+        prefix = ("INSERT %sINTO %s (%s) VALUES " % ("IGNORE " if ignore else "", table, names)).encode("utf-8")
         for stmt, _count in insert_batches(literals, prefix, lambda lit: lit, self.batch or 1024 * 1024):
             self.run.sql(self.loader, stmt, record=False)

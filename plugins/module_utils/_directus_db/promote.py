@@ -56,13 +56,15 @@ def check_schema_names(run):
 
 
 def start(run):
-    """Connect to the target, check the derived names, take the lock, settle what an interrupted run left."""
+    """Connect to the target, check the derived names, take the lock, settle what an interrupted run left.
+    Returns the entries settled (recovery.recover_open)."""
     with run.timed("connect"):
         run.open_target()
     check_schema_names(run)
     run.acquire_lock()
-    recovery.recover_open(run)
+    settled = recovery.recover_open(run)
     clean_leftovers(run)
+    return settled
 
 
 def clean_leftovers(run):
@@ -92,7 +94,13 @@ def promote(run):
                       % (run.db, tgt_ident["hostname"], tgt_ident["port"]))
     check_schema_names(run)
     run.acquire_lock()
-    recovery.recover_open(run)
+    pending = recovery.recover_open(run)
+    if run.check and pending:
+        # what the tables will be is known only once the entry is settled: report the repair, not a guess
+        run.add("plan", "warning", "the per-table plan is made once the interrupted run is settled; run without check "
+                "mode to settle it, then check again")
+        run.result["changed"] = True
+        return
     clean_leftovers(run)
     probes = reuse.Probes(run)
     snap = run.source
@@ -206,7 +214,12 @@ def write_backup_file(run, plan, path):
 # --------------------------------------------------------------------------- rollback
 
 def roll_back(run):
-    start(run)
+    finished = [j for j, where, _done in start(run) if j.kind == "rollback" and where == "swapped"]
+    if finished:
+        # an interrupted rollback whose swap had completed: finishing it was this rollback
+        run.result.update(changed=True, changed_tables=sorted(set(finished[0].order["swap_in"]) | set(
+            finished[0].order["swap_out"])), backup_schema=finished[0].order["outgoing"])
+        return
     order = rollback.plan_rollback(run)
     if run.check or not run.result["changed"]:
         return
@@ -247,7 +260,7 @@ def settle_after_failure(run):
         elif int(holder) not in own:
             outcome["detail"] = "another run (session %s) holds the promotion lock and settles the entry" % holder
             return outcome
-        where, done = recovery.repair(run, journal)
+        where, done = recovery.repair(run, journal, reraise=False)
         outcome.update(state=where, repaired=done)
     except BaseException as exc:  # noqa: BLE001 - reported as the outcome
         outcome["detail"] = "repairing failed (%s)" % exc

@@ -78,9 +78,10 @@ def entry_schemas(order):
     return [s for s in (order.get("incoming"), order.get("outgoing"), order.get("donor")) if s]
 
 
-def repair(run, journal):
-    """Settle an open entry, forward or backward. Returns (state, [what was done])."""
-    with interrupts_deferred():
+def repair(run, journal, reraise=True):
+    """Settle an open entry, forward or backward. Returns (state, [what was done]). A SIGTERM or SIGINT waits
+    until it is settled, then ends the run (``reraise``) or is dropped (a failed run settling its own entry)."""
+    with interrupts_deferred(reraise):
         if swapped(run, journal):
             done = forward(run, journal)
             return "swapped", done
@@ -131,21 +132,22 @@ def backward(run, journal):
 
 def recover_open(run):
     """At the start of a run: settle every entry a dead run left open (check mode: report what it would do).
-    Returns the findings' messages."""
-    messages = []
+    Returns [(entry, 'swapped' | 'not swapped', [what was done])] of the entries settled (would settle)."""
+    settled = []
     for journal in Journal.open_entries(run, run.target):
         if run.check:
             if run.lock_free_now():
-                messages.append(describe(run, journal))
-                run.add("recovery", "changed", messages[-1])
+                run.add("recovery", "changed", describe(run, journal))
+                settled.append((journal, "swapped" if swapped(run, journal) else "not swapped", []))
             else:
                 run.add("recovery", "warning", "journal entry %s is open and its run may still be running" % journal.describe())
             continue
         stop_statements(run, threads=[journal.thread_id], schemas=entry_schemas(journal.order))
         where, done = repair(run, journal)
-        messages.append("interrupted %s (%s): %s" % (journal.describe(), where, "; ".join(done) or "nothing left to do"))
-        run.add("recovery", "changed", messages[-1])
-    return messages
+        run.add("recovery", "changed", "interrupted %s (%s): %s" % (
+            journal.describe(), where, "; ".join(done) or "nothing left to do"))
+        settled.append((journal, where, done))
+    return settled
 
 
 def describe(run, journal):

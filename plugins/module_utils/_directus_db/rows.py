@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 
+from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import execute
+
 
 def fetch_raw(conn, sql, args=None):
     """All rows as the bytes the server sent (a raw connection)."""
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return cur.fetchall()
+    return execute(conn, sql, args, rows=True)
 
 
 def key_text(value):

@@ -40,6 +40,18 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def interruption(exc):
+    """The Interrupted behind ``exc`` (a driver error raised while unwinding it, such as a cursor that cannot
+    close on a half-read connection), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Interrupted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
+
+
 def raise_interrupted(signum, _frame):
     raise Interrupted(signum)
 
@@ -56,8 +68,9 @@ def interrupts_raise():
 
 
 @contextlib.contextmanager
-def interrupts_deferred():
-    """SIGTERM and SIGINT wait until the block (a repair that must not stop half-way) has run."""
+def interrupts_deferred(reraise=True):
+    """SIGTERM and SIGINT wait until the block (a repair that must not stop half-way) has run; then they end
+    the run (``reraise``) or are dropped (the run is ending anyway)."""
     caught = []
     previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum)) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -65,8 +78,11 @@ def interrupts_deferred():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if caught:
+    if caught and reraise:
         raise Interrupted(caught[0])
+
+
+_FIRED = set()
 
 
 def fault_point(step):
@@ -75,19 +91,19 @@ def fault_point(step):
     Actions: kill/term/int send SIGKILL/SIGTERM/SIGINT to this process; ``wait:<file>`` creates
     the file and sleeps (the test then signals the process or kills its connections)."""
     wanted = os.environ.get(FAULT_ENV)
-    if not wanted:
+    if not wanted or not wanted.startswith(step + ":") or wanted in _FIRED:
         return
-    name, _sep, action = wanted.partition(":")
-    if name != step:
-        return
-    if action.startswith("wait"):
-        with open(action.partition(":")[2], "w", encoding="utf-8") as marker:
+    _FIRED.add(wanted)  # once: the repair after it passes the same step
+    action = wanted[len(step) + 1:]
+    if action.startswith("wait:"):
+        with open(action[len("wait:"):], "w", encoding="utf-8") as marker:
             marker.write(str(os.getpid()))
         time.sleep(120)
         return
-    signum = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}[action]
-    os.kill(os.getpid(), signum)
-    time.sleep(5)  # a handled signal is raised from inside this sleep
+    signum = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}.get(action)
+    if signum is not None:
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # a handled signal is raised from inside this sleep
 
 
 def _dec(value):
@@ -116,16 +132,28 @@ def tagged(conn):
         raise
 
 
+def execute(conn, sql, args=None, rows=False):
+    """Run one statement (and fetch its rows); a failing statement's cursor is closed quietly, so that what
+    ended the statement (a server error, an interrupt) is what propagates."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, args)
+        result = cur.fetchall() if rows else None
+    except BaseException as exc:
+        if isinstance(exc, pymysql.err.MySQLError):
+            _tag(exc, conn)
+        try:
+            cur.close()
+        except Exception:  # noqa: BLE001 - the statement's own error is the one to report
+            pass
+        raise
+    cur.close()
+    return result
+
+
 def fetch(conn, sql, args=None):
     """All rows of a query, bytes decoded to str (works for raw and normal connections)."""
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            rows = cur.fetchall()
-    except pymysql.err.MySQLError as exc:
-        _tag(exc, conn)
-        raise
-    return [tuple(_dec(v) for v in row) for row in rows]
+    return [tuple(_dec(v) for v in row) for row in execute(conn, sql, args, rows=True)]
 
 
 def stream_rows(cur):
@@ -183,12 +211,7 @@ class Run:
     def sql(self, conn, sql, args=None, record=True):
         if record:
             self.commands.append(sql if isinstance(sql, str) else sql.decode("utf-8", "replace"))
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, args)
-        except pymysql.err.MySQLError as exc:
-            _tag(exc, conn)
-            raise
+        execute(conn, sql, args)
 
     def own_threads(self):
         """Server thread ids of this run's open target connections."""
