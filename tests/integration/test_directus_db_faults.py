@@ -227,8 +227,8 @@ def promoted_scenario(fresh_scenario, reference):
 
 @pytest.mark.parametrize("signal_name", ["kill", "term"])
 @pytest.mark.parametrize("step", ROLLBACK_STEPS)
-def test_a_rollback_stopped_at_any_step_is_finished_or_undone_by_the_next_rollback(promoted_scenario, reference, step,
-                                                                                    signal_name):
+def test_a_rollback_stopped_at_any_step_is_finished_or_undone_by_the_next_rollback(
+        promoted_scenario, reference, step, signal_name):
     sb, ref = promoted_scenario, reference
     args = dict(target=conn_args(sb.prod), rollback=True)
     rc, result = run_faulted(args, "%s:%s" % (step, signal_name))
