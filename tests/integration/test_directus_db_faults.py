@@ -281,12 +281,13 @@ def rename_waiting(server, timeout=60):
     raise AssertionError("no RENAME TABLE waited for its locks")
 
 
-def start_module(args):
+def start_module(args, fault=None):
     """The module as a running process (for signals sent from outside)."""
     payload = dict(args)
     payload.update({"_ansible_check_mode": False, "_ansible_diff": False, "_ansible_verbosity": 0})
     proc = subprocess.Popen([sys.executable, "-m", "%s.%s" % (MODULE_PACKAGE, MODULE)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=module_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=module_env({FAULT_ENV: fault} if fault else None))
     proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
     proc.stdin.close()
     return proc
@@ -319,23 +320,32 @@ def test_the_connection_killed_while_the_rename_waits_changes_nothing(fresh_scen
 
 
 @pytest.mark.parametrize("signal_name", ["term", "int"])
-def test_an_interrupt_while_the_rename_waits_stops_it_and_changes_nothing(fresh_scenario, reference, signal_name):
+def test_an_interrupt_while_the_rename_waits_stops_it_and_changes_nothing(fresh_scenario, reference, signal_name,
+                                                                            tmp_path):
     """SIGTERM/SIGINT while the RENAME waits for its locks: the run stops its own RENAME on a new connection before
-    it looks, puts the FKs back, and says production was not changed -- which stays true once the lock is free."""
+    it looks, puts the FKs back, and says production was not changed -- which stays true when the blocking
+    transaction ends right after the run looked (the run waits there, while it still holds its sessions)."""
     sb, ref = fresh_scenario, reference
+    marker = tmp_path / "settled"
     holder, _session = reading_transaction(sb.prod, "articles")
-    proc = start_module(promote_args(sb, cutover_lock_wait=20, cutover_attempts=1))
+    proc = start_module(promote_args(sb, cutover_lock_wait=20, cutover_attempts=1), "settled:wait:%s" % marker)
     try:
         rename_waiting(sb.prod)
         proc.send_signal({"term": 15, "int": 2}[signal_name])
-        result = json.loads(proc.stdout.read())
-        proc.wait(60)
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never settled"
+            time.sleep(0.05)
     finally:
         holder.rollback()
         holder.close()
+    time.sleep(1)  # a RENAME still waiting would now get its locks and complete
+    assert live_state(sb.prod) == (ref["old"][0], ref["old"][1])
+    marker.unlink()
+    result = json.loads(proc.stdout.read())
+    proc.wait(60)
     assert "interrupted by %s" % INTERRUPTS[signal_name] in result["msg"], result["msg"]
     assert "production was not changed: checked on a new connection" in result["msg"], result["msg"]
-    time.sleep(0.5)  # a RENAME that had not been stopped would complete now that the lock is free
     assert live_state(sb.prod) == ref["old"]
     consistent(sb, ref)
     finish_and_roll_back(sb, ref)

@@ -262,6 +262,7 @@ def settle_after_failure(run):
             return outcome
         where, done = recovery.repair(run, journal, reraise=False)
         outcome.update(state=where, repaired=done)
+        fault_point("settled")
     except BaseException as exc:  # noqa: BLE001 - reported as the outcome
         outcome["detail"] = "repairing failed (%s)" % exc
     return outcome

@@ -88,17 +88,20 @@ _FIRED = set()
 def fault_point(step):
     """Test-only: act at ``step`` when CASPER_DIRECTUS_PROMOTE_FAULT is ``<step>:<action>``.
 
-    Actions: kill/term/int send SIGKILL/SIGTERM/SIGINT to this process; ``wait:<file>`` creates
-    the file and sleeps (the test then signals the process or kills its connections)."""
+    Actions: kill/term/int send SIGKILL/SIGTERM/SIGINT to this process; ``wait:<file>`` creates the file
+    and waits until the test has removed it (meanwhile the test looks, or changes what the run meets)."""
     wanted = os.environ.get(FAULT_ENV)
     if not wanted or not wanted.startswith(step + ":") or wanted in _FIRED:
         return
     _FIRED.add(wanted)  # once: the repair after it passes the same step
     action = wanted[len(step) + 1:]
     if action.startswith("wait:"):
-        with open(action[len("wait:"):], "w", encoding="utf-8") as marker:
-            marker.write(str(os.getpid()))
-        time.sleep(120)
+        marker = action[len("wait:"):]
+        with open(marker, "w", encoding="utf-8") as out:
+            out.write(str(os.getpid()))
+        deadline = time.monotonic() + 120
+        while os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return
     signum = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}.get(action)
     if signum is not None:
