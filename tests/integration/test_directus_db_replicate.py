@@ -1152,3 +1152,59 @@ def test_a_write_transaction_on_the_live_parent_of_recycled_tables_never_stalls_
     assert (checksums(sb.prod, method="checksum_table"), [fk for fk in fk_definitions(sb.prod) if fk[0] == DB]) == live
     again = run_module(MODULE, promote_args(sb, **args))
     assert again["changed"] and not again.get("failed"), again.get("msg")
+
+
+def per_user_rows(server):
+    """Production's own rows of the merged tables (keys of re-keyed presets aside)."""
+    access = q(server, "SELECT id, user, policy, sort FROM directus.directus_access WHERE user IS NOT NULL ORDER BY id")
+    presets = q(server, "SELECT bookmark, user, collection, search, layout, CAST(layout_query AS CHAR) FROM "
+                        "directus.directus_presets WHERE user IS NOT NULL ORDER BY user, collection, search")
+    return access, presets
+
+
+def test_per_user_rows_production_writes_during_a_promotion_survive_the_swap(fresh, run_module, tmp_path):
+    """directus_access and directus_presets are merged: production's per-user rows go into the shadow copy while it
+    is built. Rows a production user adds, changes or deletes after that and before the swap are caught up from
+    the backup right after it (the module waits after the copy here while the test writes)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import MODULE_PACKAGE, module_env
+
+    sb = fresh
+    marker = tmp_path / "copied"
+    payload = dict(promote_args(sb), _ansible_check_mode=False, _ansible_diff=False, _ansible_verbosity=0)
+    proc = subprocess.Popen([sys.executable, "-m", "%s.%s" % (MODULE_PACKAGE, MODULE)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=module_env({"CASPER_DIRECTUS_PROMOTE_FAULT": "copied:wait:%s" % marker}))
+    proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
+    proc.stdin.close()
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the promotion never finished its copy"
+        time.sleep(0.05)
+    editor = q(sb.prod, "SELECT id FROM directus.directus_users WHERE email = 'editor@example.test'")[0][0]
+    gone = q(sb.prod, "SELECT id FROM directus.directus_access WHERE user IS NOT NULL ORDER BY id LIMIT 1")[0][0]
+    policy = q(sb.prod, "SELECT policy FROM directus.directus_access WHERE id = %s", (gone,))[0][0]
+    q(sb.prod, "DELETE FROM directus.directus_access WHERE id = %s", (gone,))
+    q(sb.prod, "INSERT INTO directus.directus_access (id, user, policy, sort) VALUES "
+               "('00000000-0000-4000-8000-0000000000aa', %s, %s, 7)", (editor, policy))
+    q(sb.prod, "UPDATE directus.directus_presets SET search = 'changed during the promotion' WHERE user = %s", (editor,))
+    # production's next preset id is one the promoted presets use too: it collides, and gets a new key
+    q(sb.prod, "INSERT INTO directus.directus_presets (bookmark, user, collection, layout) VALUES "
+               "('added during the promotion', %s, 'tags', 'tabular')", (editor,))
+    expected = per_user_rows(sb.prod)
+    marker.unlink()
+    result = json.loads(proc.stdout.read())
+    proc.wait(60)
+    assert not result.get("failed"), result.get("msg")
+    assert per_user_rows(sb.prod) == expected
+    assert [c for c in result["executed_commands"] if "caught up" in c and "directus_presets" in c]
+    conn = sb.prod.root_connect()
+    assert fx.fk_violations(conn, DB) == {}
+    conn.close()
+    # a rollback brings back production's tables as they were at the swap, these rows included
+    back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert not back.get("failed"), back.get("msg")
+    assert per_user_rows(sb.prod) == expected
