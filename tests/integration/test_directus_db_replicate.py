@@ -1208,3 +1208,41 @@ def test_per_user_rows_production_writes_during_a_promotion_survive_the_swap(fre
     back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
     assert not back.get("failed"), back.get("msg")
     assert per_user_rows(sb.prod) == expected
+
+
+@pytest.fixture
+def canary(sandbox):
+    """A function on production that records each call (what an expression slipped into a row would run)."""
+    q(sandbox.prod, "CREATE DATABASE IF NOT EXISTS canary")
+    q(sandbox.prod, "CREATE TABLE IF NOT EXISTS canary.calls (at DATETIME(6) NOT NULL)")
+    q(sandbox.prod, "DELETE FROM canary.calls")
+    q(sandbox.prod, "DROP FUNCTION IF EXISTS canary.pwned")
+    q(sandbox.prod, "CREATE FUNCTION canary.pwned() RETURNS VARCHAR(8) MODIFIES SQL DATA "
+                    "BEGIN INSERT INTO canary.calls VALUES (NOW(6)); RETURN 'pwned'; END")
+    try:
+        yield lambda: q(sandbox.prod, "SELECT COUNT(*) FROM canary.calls")[0][0]
+    finally:
+        q(sandbox.prod, "DROP DATABASE canary")
+
+
+def test_a_source_that_answers_an_expression_instead_of_a_row_value_is_refused(fresh, run_module, canary):
+    """A compromised staging server (or anyone on an unencrypted link) answers the copy's row literal with an
+    expression: the module refuses the row before production's server sees it, and nothing changes."""
+    from sandbox.tcp_rewrite import RewritingProxy
+
+    sb = fresh
+    marker = "Z" * 40
+    q(sb.staging, "UPDATE directus.articles SET title = %s ORDER BY id LIMIT 1", (marker,))
+    quoted = ("'%s'" % marker).encode()
+    expression = b"(SELECT canary.pwned()" + b" " * (len(quoted) - 23) + b")"
+    proxy = RewritingProxy(sb.staging.host, sb.staging.port, quoted, expression)
+    before = production_state(sb.prod)
+    try:
+        result = run_module(MODULE, promote_args(sb, source=conn_args(sb.staging, port=proxy.port)))
+    finally:
+        proxy.close()
+    assert proxy.rewrites >= 1, "the source's answer was never rewritten"
+    assert result.get("failed") and "not a plain row of values" in result["msg"], result.get("msg")
+    assert result["msg"].startswith("source:") and "production was not changed" in result["msg"], result["msg"]
+    assert canary() == 0
+    assert production_state(sb.prod) == before
