@@ -1246,3 +1246,79 @@ def test_a_source_that_answers_an_expression_instead_of_a_row_value_is_refused(f
     assert result.get("failed") and "not a plain row of values" in result["msg"], result.get("msg")
     assert result["msg"].startswith("source:") and "production was not changed" in result["msg"], result["msg"]
     assert production_state(sb.prod) == before
+
+
+# every character str.splitlines() splits on besides \n and \r: MariaDB leaves them as they are in a string
+SPLITTERS = ["\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85"]
+
+
+def column_info(server, table):
+    return {r[0]: r[1:] for r in q(server, "SELECT COLUMN_NAME, COLUMN_TYPE, COLUMN_DEFAULT, COLUMN_COMMENT FROM "
+                                           "information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                                   (DB, table))}
+
+
+def test_hostile_comments_and_defaults_of_custom_user_fields_stay_data(fresh, run_module):
+    """Staging declares custom fields on the kept directus_users whose comments and defaults hold line-splitting
+    characters followed by DDL. Production gets exactly those columns, with exactly those comments and defaults,
+    and nothing else: no fake column, no dropped e-mail."""
+    sb = fresh
+    fields = []
+    for n, splitter in enumerate(SPLITTERS):
+        hostile = "x%s`pwn%d` int, DROP COLUMN `email` #" % (splitter, n)
+        name = "custom_%d" % n
+        q(sb.staging, "ALTER TABLE directus.directus_users ADD COLUMN `%s` varchar(100) DEFAULT %%s COMMENT %%s" % name,
+          (hostile, hostile))
+        fields += [name, "pwn%d" % n]
+    for field in fields:
+        q(sb.staging, "INSERT INTO directus.directus_fields (collection, field, readonly, hidden, width) VALUES "
+                      "('directus_users', %s, 0, 0, 'full')", (field,))
+    emails = q(sb.prod, "SELECT id, email FROM directus.directus_users ORDER BY id")
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed"), result.get("msg")
+    staged, live = column_info(sb.staging, "directus_users"), column_info(sb.prod, "directus_users")
+    assert sorted(c for c in live if c.startswith(("custom_", "pwn"))) == ["custom_%d" % n for n in range(len(SPLITTERS))]
+    assert all(live[c] == staged[c] for c in live if c.startswith("custom_"))
+    assert q(sb.prod, "SELECT id, email FROM directus.directus_users ORDER BY id") == emails
+    again = run_module(MODULE, promote_args(sb))
+    assert not again.get("failed") and again["changed"] is False, (again.get("msg"), again.get("changed_tables"))
+
+
+def test_references_in_a_comment_is_text(fresh, run_module):
+    """A promoted column's comment that mentions REFERENCES: copied as it is, and a re-run sees nothing to do."""
+    sb = fresh
+    q(sb.staging, "ALTER TABLE directus.tags MODIFY `color` varchar(255) DEFAULT NULL "
+                  "COMMENT 'shown next to REFERENCES `directus_users` (`id`) in lists'")
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed") and "tags" in result["changed_tables"], result.get("msg")
+    assert column_info(sb.prod, "tags")["color"] == column_info(sb.staging, "tags")["color"]
+    assert q(sb.prod, "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s "
+                      "AND TABLE_NAME = 'tags'", (DB,))[0][0] == 0
+    again = run_module(MODULE, promote_args(sb))
+    assert not again.get("failed") and again["changed"] is False, again.get("changed_tables")
+
+
+def test_names_with_backticks_quotes_and_unicode_are_promoted_and_rolled_back(fresh, run_module):
+    sb = fresh
+    parent, child = "pa`rent 'ü\"\u2028", "chi`ld 'ß\" #"
+    key, ref = "k`ey 'ñ\"", "re`f -- x"
+    qp, qc, qk, qr = ("`%s`" % n.replace("`", "``") for n in (parent, child, key, ref))
+    q(sb.staging, "CREATE TABLE directus.%s (%s int NOT NULL PRIMARY KEY, `label` varchar(20) COMMENT 'it''s \u2028 `x`') "
+                  "ENGINE=InnoDB" % (qp, qk))
+    q(sb.staging, "CREATE TABLE directus.%s (`id` int NOT NULL PRIMARY KEY, %s int NULL, CONSTRAINT %s FOREIGN KEY (%s) "
+                  "REFERENCES %s (%s) ON DELETE SET NULL) ENGINE=InnoDB" % (qc, qr, "`f``k 'x\"`", qr, qp, qk))
+    q(sb.staging, "INSERT INTO directus.%s VALUES (1, 'one'), (2, 'two')" % qp)
+    q(sb.staging, "INSERT INTO directus.%s VALUES (10, 1), (11, NULL)" % qc)
+    before = checksums(sb.prod)
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed"), result.get("msg")
+    assert checksums(sb.prod, [parent, child]) == checksums(sb.staging, [parent, child])
+    fks = q(sb.prod, "SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE FROM "
+                     "information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
+            (DB, child))
+    assert fks == (("f`k 'x\"", parent, "SET NULL"),)
+    again = run_module(MODULE, promote_args(sb))
+    assert not again.get("failed") and again["changed"] is False, again.get("changed_tables")
+    back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert not back.get("failed"), back.get("msg")
+    assert checksums(sb.prod) == before
