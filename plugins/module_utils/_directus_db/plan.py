@@ -49,6 +49,7 @@ class Plan:
     src_stats: dict = dataclasses.field(default_factory=dict)
     src_mark: object = None
     src_est: dict = dataclasses.field(default_factory=dict)       # InnoDB's row estimates on the source
+    tgt_est: dict = dataclasses.field(default_factory=dict)       # ... and on the target
     src_bytes: dict = dataclasses.field(default_factory=dict)
     swap_in: list = dataclasses.field(default_factory=list)       # tables the swap brings into production
     swap_out: list = dataclasses.field(default_factory=list)      # live tables the swap moves into the backup
