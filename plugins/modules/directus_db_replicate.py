@@ -183,6 +183,13 @@ options:
         are untouched."
     type: bool
     default: true
+  promotion_run_id:
+    description:
+      - The run id of the promotion this call is part of, which holds the target's promotion lock
+        (P(casper.directus_promote.promotion_lock#module)). The run refuses before it writes unless that run holds it.
+      - Without it, the run refuses while any promotion holds the lock (it has not expired).
+      - Recorded with the backup, so that a rollback reports which promotion it undoes (C(rollback_of)).
+    type: str
   recycle_min_rows:
     description:
       - Tables with fewer rows (InnoDB's estimate on the source) are copied whole; comparing would cost more.
@@ -347,6 +354,17 @@ timings:
   description: Seconds per phase.
   returned: always
   type: dict
+rollback_of:
+  description: With O(rollback=true), the backup swapped back in, the journal entry of the promotion that made it,
+    and the promotion run id it was part of (null when it had none). Check mode reports it too.
+  returned: when rolling back
+  type: dict
+  sample: {"backup_schema": "directus__backup_20260101T120000", "journal_entry": "6c0dfb91f9c84b38aa6f487b1910ccb9",
+           "promotion_run_id": "prod-20260101T120000Z-1a2b3c4d"}
+promotion_lock:
+  description: The promotion lock's holder as the run found it (null when nobody held it).
+  returned: always
+  type: dict
 journal_entry:
   description: Id of this run's journal entry in C(<database>__promote_state), or null when it wrote nothing.
   returned: always
@@ -414,6 +432,7 @@ def argument_spec():
         reuse_checksums=dict(type="bool", default=True),
         recycle_backups=dict(type="bool", default=True),
         recycle_min_rows=dict(type="int", default=10000),
+        promotion_run_id=dict(type="str"),
     )
 
 
@@ -452,6 +471,7 @@ def finish_result(run):
     run.result["timings"] = run.timings
     run.result["executed_commands"] = run.commands
     run.result["journal_entry"] = run.journal.run_id if run.journal is not None else None
+    run.result.setdefault("promotion_lock", None)
     return run.result
 
 

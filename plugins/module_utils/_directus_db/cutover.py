@@ -46,6 +46,7 @@ def work_order(run, plan, shadow, backup):
         "nulls": [{"table": t, "column": c, "values": [str(v) for v in values]} for t, c, values in plan.dangling],
         "kept_fks": [], "shadow_fks": [], "merged": [], "state": {},
         "backup_meta": {"roles": plan.role_map, "policies": plan.policy_map},
+        "promotion_run_id": run.params.get("promotion_run_id"),
     }
 
 
@@ -159,7 +160,7 @@ def finish(run, journal, statements_before_close=()):
     statements = list(statements_before_close) or state.table_state_statements(run.db, order["state"])
     if order["swap_out"]:
         statements.append(state.backup_statement(run.db, order["outgoing"], journal.run_id, order["swap_in"],
-                                                 order["swap_out"], order["backup_meta"]))
+                                                 order["swap_out"], order["backup_meta"], order.get("promotion_run_id")))
     journal.close("complete", statements, outcome={"swapped": True})
 
 

@@ -16,6 +16,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils._directus_
     compare,
     cutover,
     preflight,
+    promotion_lock,
     recovery,
     reuse,
     rollback,
@@ -62,6 +63,8 @@ def start(run):
         run.open_target()
     check_schema_names(run)
     run.acquire_lock()
+    run.result["promotion_lock"] = promotion_lock.as_json(
+        promotion_lock.guard_writes(run, run.target, run.params.get("promotion_run_id")))
     settled = recovery.recover_open(run)
     clean_leftovers(run)
     return settled
@@ -94,6 +97,8 @@ def promote(run):
                       % (run.db, tgt_ident["hostname"], tgt_ident["port"]))
     check_schema_names(run)
     run.acquire_lock()
+    run.result["promotion_lock"] = promotion_lock.as_json(
+        promotion_lock.guard_writes(run, run.target, run.params.get("promotion_run_id")))
     pending = recovery.recover_open(run)
     if run.check and pending:
         # what the tables will be is known only once the entry is settled: report the repair, not a guess

@@ -41,6 +41,8 @@ def choose_backup(run):
 def plan_rollback(run):
     """The rollback's work order and the report, read-only."""
     backup, record = choose_backup(run)
+    run.result["rollback_of"] = {"backup_schema": backup, "journal_entry": record["run_id"],
+                                 "promotion_run_id": record.get("promotion_id")}
     in_tables = catalog.base_tables(run.target, backup)[0]
     live_tables = set(catalog.base_tables(run.target, run.db)[0])
     out_tables = sorted(t for t in record["swapped_in"] if t in live_tables)

@@ -180,7 +180,8 @@ class Run:
         self.check = check_mode
         self.diff = diff
         self.db = params["target"]["database"]
-        self.src_db = (params.get("source") or {}).get("database")
+        source = params.get("source")
+        self.src_db = source.get("database") if isinstance(source, dict) else None
         self.commands = []
         self.timings = {}
         self.findings = []

@@ -32,7 +32,8 @@ TABLES = {
                    "target_checksum VARCHAR(32) NULL, fingerprint CHAR(64) NULL, updated_at DATETIME NOT NULL, %s)"
                    % ", ".join("%s %s" % ct for ct in STATE_COLUMNS),
     "backups": "(backup_schema VARCHAR(64) NOT NULL PRIMARY KEY, created_at DATETIME NOT NULL, swapped_in LONGTEXT NOT NULL, "
-               "swapped_out LONGTEXT NOT NULL, kept_remaps LONGTEXT NOT NULL, run_id CHAR(32) NULL)",
+               "swapped_out LONGTEXT NOT NULL, kept_remaps LONGTEXT NOT NULL, run_id CHAR(32) NULL, "
+               "promotion_id VARCHAR(128) NULL)",
     "journal": "(run_id CHAR(32) NOT NULL PRIMARY KEY, kind VARCHAR(16) NOT NULL, status VARCHAR(16) NOT NULL, "
                "started_at DATETIME(6) NOT NULL, finished_at DATETIME(6) NULL, thread_id BIGINT NOT NULL, "
                "controller VARCHAR(255) NOT NULL, work_order LONGTEXT NOT NULL, outcome LONGTEXT NULL, KEY (status))",
@@ -72,8 +73,10 @@ def ensure(run, conn=None):
     if missing:
         run.sql(conn, "ALTER TABLE %s %s" % (table(run.db, "table_state"), ", ".join(
             "ADD COLUMN %s %s" % ct for ct in missing)), record=False)
-    if "run_id" not in columns_of(conn, run.db, "backups"):
-        run.sql(conn, "ALTER TABLE %s ADD COLUMN run_id CHAR(32) NULL" % table(run.db, "backups"), record=False)
+    present = columns_of(conn, run.db, "backups")
+    for column, definition in (("run_id", "CHAR(32) NULL"), ("promotion_id", "VARCHAR(128) NULL")):
+        if column not in present:
+            run.sql(conn, "ALTER TABLE %s ADD COLUMN %s %s" % (table(run.db, "backups"), column, definition), record=False)
     return schema
 
 
@@ -102,11 +105,11 @@ def table_state_statements(db, new_state):
     return out
 
 
-def backup_statement(db, backup, run_id, swapped_in, swapped_out, kept_remaps):
-    return ("REPLACE INTO %s (backup_schema, created_at, swapped_in, swapped_out, kept_remaps, run_id) "
-            "VALUES (%%s, UTC_TIMESTAMP(), %%s, %%s, %%s, %%s)" % table(db, "backups"),
+def backup_statement(db, backup, run_id, swapped_in, swapped_out, kept_remaps, promotion_id=None):
+    return ("REPLACE INTO %s (backup_schema, created_at, swapped_in, swapped_out, kept_remaps, run_id, promotion_id) "
+            "VALUES (%%s, UTC_TIMESTAMP(), %%s, %%s, %%s, %%s, %%s)" % table(db, "backups"),
             (backup, json.dumps(sorted(swapped_in)), json.dumps(sorted(swapped_out)), json.dumps(kept_remaps, default=str),
-             run_id))
+             run_id, promotion_id))
 
 
 def backup_record(run, backup):
@@ -115,12 +118,13 @@ def backup_record(run, backup):
     if not exists(run):
         return None
     present = columns_of(run.target, run.db, "backups")
-    rows = fetch(run.target, "SELECT swapped_in, swapped_out, kept_remaps, %s FROM %s WHERE backup_schema = %%s" % (
-        "run_id" if "run_id" in present else "NULL", table(run.db, "backups")), (backup,))
+    rows = fetch(run.target, "SELECT swapped_in, swapped_out, kept_remaps, %s, %s FROM %s WHERE backup_schema = %%s" % (
+        "run_id" if "run_id" in present else "NULL", "promotion_id" if "promotion_id" in present else "NULL",
+        table(run.db, "backups")), (backup,))
     if not rows:
         return None
     record = {"swapped_in": json.loads(rows[0][0]), "swapped_out": json.loads(rows[0][1]),
-              "kept_remaps": json.loads(rows[0][2]), "run_id": rows[0][3], "status": "complete"}
+              "kept_remaps": json.loads(rows[0][2]), "run_id": rows[0][3], "promotion_id": rows[0][4], "status": "complete"}
     if record["run_id"]:
         status = fetch(run.target, "SELECT status FROM %s WHERE run_id = %%s" % table(run.db, "journal"), (record["run_id"],))
         record["status"] = status[0][0] if status else None
