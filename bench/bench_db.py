@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "collections")]
 
-from conftest import execute_module  # noqa: E402  (tests/ on the path above)
+from sandbox.module_runner import execute_module  # noqa: E402  (tests/ on the path above)
 from sandbox import Sandbox  # noqa: E402
 from sandbox import directus_fixture as fx  # noqa: E402
 

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import MODULE_PACKAGE, module_env
+from sandbox.module_runner import MODULE_PACKAGE, module_env
 from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as rules
 from sandbox import directus_fixture as fx
 from test_directus_db_replicate import (

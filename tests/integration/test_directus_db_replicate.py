@@ -1170,7 +1170,7 @@ def test_per_user_rows_production_writes_during_a_promotion_survive_the_swap(fre
     import subprocess
     import sys
 
-    from conftest import MODULE_PACKAGE, module_env
+    from sandbox.module_runner import MODULE_PACKAGE, module_env
 
     sb = fresh
     marker = tmp_path / "copied"

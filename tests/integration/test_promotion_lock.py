@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import MODULE_PACKAGE, module_env
+from sandbox.module_runner import MODULE_PACKAGE, module_env
 from test_directus_db_replicate import DB, MODULE, conn_args, fresh, production_state, promote_args, q  # noqa: F401 (fixture)
 
 LOCK = "promotion_lock"
