@@ -34,6 +34,9 @@ ACCESS_TABLE = "directus_access"
 
 ACTIONS = ("replace", "merge", "keep", "drop", "exclude")
 
+# References Directus keeps in its code only (no FK, no directus_relations row in 11.x): (table, column, parent)
+SYSTEM_REFERENCES = [("directus_users", "avatar", "directus_files")]
+
 BACKUP_MARK = "__backup_"
 SHADOW_MARK = "__shadow_"
 ROLLEDBACK_MARK = "__rolledback_"

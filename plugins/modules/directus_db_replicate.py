@@ -183,6 +183,15 @@ options:
         are untouched."
     type: bool
     default: true
+  keep_referenced_files:
+    description:
+      - Production's C(directus_files) rows that kept rows reference (a production user's avatar, a logo in
+        C(directus_settings), a file field of a kept table) and that the source lacks stay in the promoted
+        C(directus_files), so that those references and the files' objects stay valid. Their objects are listed in
+        C(kept_files) for the asset mirror to leave alone.
+      - C(false) sets those references to NULL instead.
+    type: bool
+    default: true
   promotion_run_id:
     description:
       - The run id of the promotion this call is part of, which holds the target's promotion lock
@@ -354,6 +363,13 @@ timings:
   description: Seconds per phase.
   returned: always
   type: dict
+kept_files:
+  description: Production's files kept by O(keep_referenced_files) (C(id), C(filename_disk), C(storage)).
+  returned: when there are any
+  type: list
+  elements: dict
+  sample: [{"id": "9e3f6c1e-0d5c-4c2e-9a7e-2f7d0b6c1a11", "filename_disk": "9e3f6c1e-0d5c-4c2e-9a7e-2f7d0b6c1a11.jpg",
+            "storage": "s3"}]
 rollback_of:
   description: With O(rollback=true), the backup swapped back in, the journal entry of the promotion that made it,
     and the promotion run id it was part of (null when it had none). Check mode reports it too.
@@ -433,6 +449,7 @@ def argument_spec():
         recycle_backups=dict(type="bool", default=True),
         recycle_min_rows=dict(type="int", default=10000),
         promotion_run_id=dict(type="str"),
+        keep_referenced_files=dict(type="bool", default=True),
     )
 
 

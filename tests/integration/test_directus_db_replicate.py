@@ -1322,3 +1322,50 @@ def test_names_with_backticks_quotes_and_unicode_are_promoted_and_rolled_back(fr
     back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
     assert not back.get("failed"), back.get("msg")
     assert checksums(sb.prod) == before
+
+
+def prod_only_avatar(sb):
+    """A production user's avatar: a file only production has (a row copied from one of its files, new id)."""
+    file_id = "0000aaaa-0000-4000-8000-00000000a7a7"
+    cols = [r[0] for r in q(sb.prod, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND "
+                                     "TABLE_NAME = 'directus_files' AND COLUMN_NAME NOT IN ('id', 'filename_disk') "
+                                     "ORDER BY ORDINAL_POSITION", (DB,))]
+    select = ", ".join("`%s`" % c for c in cols)
+    q(sb.prod, "INSERT INTO directus.directus_files (id, filename_disk, %s) SELECT %%s, %%s, %s FROM "
+               "directus.directus_files ORDER BY id LIMIT 1" % (select, select), (file_id, "prod-avatar.jpg"))
+    user = q(sb.prod, "SELECT id FROM directus.directus_users WHERE email = 'admin@example.test'")[0][0]
+    q(sb.prod, "UPDATE directus.directus_users SET avatar = %s WHERE id = %s", (file_id, user))
+    return file_id, user
+
+
+def test_production_files_that_kept_rows_reference_are_kept(fresh, run_module):
+    sb = fresh
+    file_id, user = prod_only_avatar(sb)
+    row = q(sb.prod, "SELECT * FROM directus.directus_files WHERE id = %s", (file_id,))
+    planned = run_module(MODULE, promote_args(sb), check=True)
+    assert planned["kept_files"] == [{"id": file_id, "filename_disk": "prod-avatar.jpg", "storage": row[0][1]}] or \
+        [f["filename_disk"] for f in planned["kept_files"]] == ["prod-avatar.jpg"], planned.get("kept_files")
+    result = run_module(MODULE, promote_args(sb))
+    assert not result.get("failed") and [f["id"] for f in result["kept_files"]] == [file_id], result.get("msg")
+    assert q(sb.prod, "SELECT avatar FROM directus.directus_users WHERE id = %s", (user,))[0][0] == file_id
+    assert q(sb.prod, "SELECT * FROM directus.directus_files WHERE id = %s", (file_id,)) == row
+    # every other file is staging's
+    ids = lambda server: [r[0] for r in q(server, "SELECT id FROM directus.directus_files WHERE id <> %s ORDER BY id",
+                                           (file_id,))]  # noqa: E731
+    assert ids(sb.prod) == ids(sb.staging)
+    conn = sb.prod.root_connect()
+    assert fx.fk_violations(conn, DB) == {}
+    conn.close()
+    again = run_module(MODULE, promote_args(sb))
+    assert not again.get("failed") and again["changed"] is False, again.get("changed_tables")
+    back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True))
+    assert not back.get("failed") and q(sb.prod, "SELECT * FROM directus.directus_files WHERE id = %s", (file_id,)) == row
+
+
+def test_without_keep_referenced_files_the_reference_is_set_to_null(fresh, run_module):
+    sb = fresh
+    file_id, user = prod_only_avatar(sb)
+    result = run_module(MODULE, promote_args(sb, keep_referenced_files=False))
+    assert not result.get("failed") and "kept_files" not in result, result.get("msg")
+    assert q(sb.prod, "SELECT avatar FROM directus.directus_users WHERE id = %s", (user,))[0][0] is None
+    assert q(sb.prod, "SELECT COUNT(*) FROM directus.directus_files WHERE id = %s", (file_id,))[0][0] == 0

@@ -10,7 +10,14 @@ import hashlib
 import threading
 
 from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as rules
-from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db import catalog, ddl, reuse, state
+from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db import (
+    catalog,
+    ddl,
+    preflight,
+    reuse,
+    state,
+)
+from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.plan import FILES_TABLE
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import Failure, fetch, reason_of
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import qualified, quote_ident
 
@@ -25,6 +32,7 @@ def decide(run, plan, probes, snap_thread):
     plan.state = st = state.read_table_state(run)
     replace = plan.names("replace")
     plan.comparable = plan.src_ident["version"].split("-")[0] == plan.tgt_ident["version"].split("-")[0]
+    plan_kept_files(run, plan)
     checksums(run, plan, probes, snap_thread, replace, st)
     tables = []
     raw_tgt = None
@@ -33,7 +41,7 @@ def decide(run, plan, probes, snap_thread):
         action = plan.actions[name]
         entry = {"name": name, "policy": action, "action": action, "source_rows": None, "target_rows": None}
         if action == "replace":
-            fp = plan.user_fp if (name in {t for t, _c in plan.user_cols} and plan.user_map) else None
+            fp = plan.transform_fp(name)
             same = plan.comparable and ddl.same_shape(plan.src_create[name], plan.tgt_create.get(name)) and \
                 rules.replace_unchanged(plan.src_ck.get(name), plan.tgt_ck.get(name), st.get(name), fp)
             if same:
@@ -181,8 +189,51 @@ def merge_part_hash(conn, schema, table, columns, split):
     return h.hexdigest(), len(rows)
 
 
+def missing_in_source(run, table, column, values):
+    """The ``values`` the source's ``table.column`` does not hold."""
+    present = set()
+    for i in range(0, len(values), 1000):
+        chunk = values[i:i + 1000]
+        present.update(str(r[0]) for r in fetch(run.source, "SELECT %s FROM %s WHERE %s IN (%s)" % (
+            quote_ident(column), qualified(run.src_db, table), quote_ident(column), ", ".join(["%s"] * len(chunk))),
+            tuple(chunk)))
+    return [v for v in values if str(v) not in present]
+
+
+def plan_kept_files(run, plan):
+    """Production's directus_files rows that kept rows reference (a user's avatar, a setting's logo, a custom
+    file field of a kept table) and that the source lacks: they stay, with their objects (keep_referenced_files)."""
+    files = FILES_TABLE
+    if not run.params["keep_referenced_files"] or plan.actions.get(files) != "replace" or files not in plan.tgt_tables \
+            or files not in plan.src_tables:
+        return
+    columns = preflight.ref_columns(run, plan, "target", files, set(plan.kept))
+    columns = sorted(set(columns) | {(t, c) for t, c, parent in rules.SYSTEM_REFERENCES if parent == files
+                                     and t in plan.kept and c in [x[0] for x in plan.tgt_cols.get(t, [])]})
+    values = set()
+    for table, column in columns:
+        values.update(r[0] for r in fetch(run.target, "SELECT DISTINCT %s FROM %s WHERE %s IS NOT NULL" % (
+            quote_ident(column), qualified(run.db, table), quote_ident(column))))
+    values = sorted(values, key=str)
+    existing = {str(r[0]) for i in range(0, len(values), 1000) for r in fetch(
+        run.target, "SELECT id FROM %s WHERE id IN (%s)" % (qualified(run.db, files), ", ".join(
+            ["%s"] * len(values[i:i + 1000]))), tuple(values[i:i + 1000]))}
+    plan.kept_files = [v for v in missing_in_source(run, files, "id", values) if str(v) in existing]
+    names = {c[0] for c in plan.tgt_cols.get(files, [])}
+    if plan.kept_files and {"filename_disk", "storage"} <= names:
+        ids = plan.kept_files
+        run.result["kept_files"] = [{"id": i, "filename_disk": f, "storage": st} for i, f, st in fetch(
+            run.target, "SELECT id, filename_disk, storage FROM %s WHERE id IN (%s) ORDER BY id" % (
+                qualified(run.db, files), ", ".join(["%s"] * len(ids))), tuple(ids))]
+    if plan.kept_files:
+        run.add("kept_files", "changed", "%d production file(s) that kept rows reference (%s) and the source lacks are "
+                "kept, with their objects" % (len(plan.kept_files), ", ".join("%s.%s" % tc for tc in columns)),
+                files=[str(v) for v in plan.kept_files])
+
+
 def plan_dangling(run, plan):
-    """Kept rows whose foreign key points at a promoted row that will not exist any more.
+    """Kept rows whose foreign key (or a reference Directus keeps in code) points at a promoted row that will not
+    exist any more.
 
     A nullable column is set to NULL right after the swap (what ON DELETE SET NULL would do and
     what keeps the database consistent for later migrations); otherwise it is reported.
@@ -190,32 +241,30 @@ def plan_dangling(run, plan):
     remapped = set(plan.role_cols if plan.role_map else []) | set(plan.policy_cols if plan.policy_map else [])
     swapping = set(plan.swap_in)
     nullable = catalog.nullable_columns(run.target, run.db)
-    for fk in catalog.foreign_keys(run.target, [run.db]):
-        if len(fk["columns"]) != 1 or plan.actions.get(fk["table"]) != "keep" or fk["ref_schema"] != run.db:
+    references = {(fk["table"], fk["columns"][0]): (fk["ref_table"], fk["ref_columns"][0])
+                  for fk in catalog.foreign_keys(run.target, [run.db])
+                  if len(fk["columns"]) == 1 and fk["ref_schema"] == run.db}
+    for table, column, parent in rules.SYSTEM_REFERENCES:
+        if column in [c[0] for c in plan.tgt_cols.get(table, [])]:
+            references.setdefault((table, column), (parent, "id"))
+    for (table, col), (ref_table, ref_col) in sorted(references.items()):
+        if plan.actions.get(table) != "keep" or ref_table not in swapping or (table, col) in remapped:
             continue
-        if fk["ref_table"] not in swapping or (fk["table"], fk["columns"][0]) in remapped:
-            continue
-        col, ref_col = fk["columns"][0], fk["ref_columns"][0]
         values = [r[0] for r in fetch(run.target, "SELECT DISTINCT %s FROM %s WHERE %s IS NOT NULL" % (
-            quote_ident(col), qualified(run.db, fk["table"]), quote_ident(col)))]
-        present = set()
-        for i in range(0, len(values), 1000):
-            chunk = values[i:i + 1000]
-            present.update(str(r[0]) for r in fetch(run.source, "SELECT %s FROM %s WHERE %s IN (%s)" % (
-                quote_ident(ref_col), qualified(run.src_db, fk["ref_table"]), quote_ident(ref_col),
-                ", ".join(["%s"] * len(chunk))), tuple(chunk)))
-        missing = [v for v in values if str(v) not in present]
+            quote_ident(col), qualified(run.db, table), quote_ident(col)))]
+        kept = {str(v) for v in plan.kept_files} if ref_table == FILES_TABLE else set()
+        missing = [v for v in missing_in_source(run, ref_table, ref_col, values) if str(v) not in kept]
         if not missing:
             continue
         rows = 0
         for i in range(0, len(missing), 1000):
             chunk = missing[i:i + 1000]
-            rows += catalog.count(run.target, run.db, fk["table"], "WHERE %s IN (%s)" % (
+            rows += catalog.count(run.target, run.db, table, "WHERE %s IN (%s)" % (
                 quote_ident(col), ", ".join(["%s"] * len(chunk))), tuple(chunk))
-        where = "%s.%s -> %s.%s" % (fk["table"], col, fk["ref_table"], ref_col)
-        if nullable.get((fk["table"], col)):
-            plan.dangling.append((fk["table"], col, missing))
-            plan.kept_changes.setdefault(fk["table"], []).append("set %s to NULL in %d row(s)" % (col, rows))
+        where = "%s.%s -> %s.%s" % (table, col, ref_table, ref_col)
+        if nullable.get((table, col)):
+            plan.dangling.append((table, col, missing))
+            plan.kept_changes.setdefault(table, []).append("set %s to NULL in %d row(s)" % (col, rows))
             run.add("kept_references", "changed", "%s: %d kept row(s) reference %d promoted-away row(s); set to NULL"
                     % (where, rows, len(missing)))
         else:

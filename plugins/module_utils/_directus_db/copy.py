@@ -13,6 +13,7 @@ import zlib
 
 from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as rules
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db import catalog, ddl, recycle
+from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.plan import FILES_TABLE
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.rows import (
     fetch_raw,
     key_text,
@@ -89,6 +90,7 @@ class ShadowCopy:
         self.inline = {}          # table -> {column: CASE mapping user ids, evaluated by the source}
         self.new_state = {}       # table_state rows this promotion records
         self.merged = []          # per-user rows of merged tables, what was merged (the catch-up after the swap needs it)
+        self.kept_files = {}      # table -> production rows added after verification
         self.donor = None
         self.loader = None
         self.batch = None
@@ -156,6 +158,7 @@ class ShadowCopy:
         self.copy_tables(order)
         scans = self.verify()
         self.transform()
+        self.keep_target_files()
         for name in sorted(plan.swap_in):
             if plan.actions[name] == "merge" and name in plan.tgt_tables:
                 self.merge_target_rows(name)
@@ -420,13 +423,44 @@ class ShadowCopy:
         transformed = plan.transformed
         plain = [n for n in replaced if n not in self.inline]
         shadow_ck = {n: scans[("checksum", n)] for n in plain if ("checksum", n) in scans}
-        after_ck = {n: scans[("checksum", n)] for n in transformed if ("checksum", n) in scans and n in self.inline}
+        after_ck = {n: scans[("checksum", n)] for n in transformed
+                    if ("checksum", n) in scans and n in self.inline and n not in self.kept_files}
         rewritten = [n for n in transformed if n not in after_ck]
         after_ck.update(catalog.checksums(run.target, self.shadow, rewritten) if rewritten else {})
         for name in replaced:
-            fp = plan.user_fp if name in transformed else None
             self.new_state[name] = {"source_checksum": plan.src_ck.get(name),
-                                    "target_checksum": after_ck.get(name, shadow_ck.get(name)), "fingerprint": fp}
+                                    "target_checksum": after_ck.get(name, shadow_ck.get(name)),
+                                    "fingerprint": plan.transform_fp(name) if name in transformed else None}
+
+    def keep_target_files(self):
+        """Production's directus_files rows that kept rows reference and the source lacks (compare.plan_kept_files)
+        go into the shadow copy as production has them, read with their literals built here; a reference of theirs
+        to a promoted row that does not exist (a folder only production has) is set to NULL."""
+        run, plan = self.run, self.plan
+        name = FILES_TABLE
+        if not plan.kept_files or name not in plan.swap_in:
+            return
+        tgt = {c[0]: c for c in plain_columns(plan, name, "target")}
+        cols = [c for c in plain_columns(plan, name) if c[0] in tgt]
+        col_names = [c[0] for c in cols]
+        encode = row_encoder([literal_kind(c[1]) for c in cols])
+        ids = list(plan.kept_files)
+        rows = []
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i:i + 1000]
+            rows += fetch_raw(self.digest_conn_plain(), "SELECT %s FROM %s WHERE id IN (%s)" % (
+                ", ".join(quote_ident(c) for c in col_names), qualified(run.db, name), ", ".join(["%s"] * len(chunk))),
+                tuple(chunk))
+        table = qualified(self.shadow, name)
+        self.insert_rows(table, col_names, [encode(r) for r in rows])
+        for fk in self.source_fks(name):
+            if len(fk["columns"]) == 1 and fk["ref_table"] in plan.swap_in and fk["columns"][0] in col_names:
+                column, parent = quote_ident(fk["columns"][0]), qualified(self.shadow, fk["ref_table"])
+                run.sql(self.loader, "UPDATE %s SET %s = NULL WHERE id IN (%s) AND %s IS NOT NULL AND %s NOT IN "
+                        "(SELECT %s FROM %s)" % (table, column, ", ".join(["%s"] * len(ids)), column, column,
+                                                 quote_ident(fk["ref_columns"][0]), parent), tuple(ids))
+        self.kept_files[name] = len(rows)
+        run.commands.append("%s: %d production file row(s) kept (referenced by kept rows)" % (table, len(rows)))
 
     # ------------------------------------------------------------------ merged tables
     def merge_target_rows(self, name):

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as rules
+
+FILES_TABLE = "directus_files"
+
 
 @dataclasses.dataclass
 class Plan:
@@ -55,6 +59,7 @@ class Plan:
     swap_out: list = dataclasses.field(default_factory=list)      # live tables the swap moves into the backup
     kept_changes: dict = dataclasses.field(default_factory=dict)  # {kept table: [what changes]}
     dangling: list = dataclasses.field(default_factory=list)      # [(table, column, [values])] to set to NULL
+    kept_files: list = dataclasses.field(default_factory=list)    # production's directus_files ids kept rows reference
     tables: list = dataclasses.field(default_factory=list)        # the per-table report
     changed_tables: list = dataclasses.field(default_factory=list)
     reuse_notes: list = dataclasses.field(default_factory=list)
@@ -73,6 +78,16 @@ class Plan:
 
     @property
     def transformed(self):
-        """Replaced tables whose user references are rewritten on the way."""
+        """Replaced tables that go live different from the source: user references rewritten on the way, or
+        production's own rows added (directus_files rows kept rows reference)."""
         user_tables = {t for t, _c in self.user_cols}
-        return [n for n in self.swap_in if self.actions[n] == "replace" and n in user_tables and self.user_map]
+        return [n for n in self.swap_in if self.actions[n] == "replace" and (
+            (n in user_tables and self.user_map) or (n == FILES_TABLE and self.kept_files))]
+
+    def transform_fp(self, name):
+        """What makes a transformed table's target checksum the expected one (recorded in table_state), or None."""
+        user_tables = {t for t, _c in self.user_cols}
+        parts = [self.user_fp if (name in user_tables and self.user_map) else None]
+        if name == FILES_TABLE and self.kept_files:
+            parts.append(sorted(str(i) for i in self.kept_files))
+        return None if parts == [None] else rules.fingerprint(*parts)
