@@ -320,8 +320,8 @@ def test_the_connection_killed_while_the_rename_waits_changes_nothing(fresh_scen
 
 
 @pytest.mark.parametrize("signal_name", ["term", "int"])
-def test_an_interrupt_while_the_rename_waits_stops_it_and_changes_nothing(fresh_scenario, reference, signal_name,
-                                                                            tmp_path):
+def test_an_interrupt_while_the_rename_waits_stops_it_and_changes_nothing(
+        fresh_scenario, reference, signal_name, tmp_path):
     """SIGTERM/SIGINT while the RENAME waits for its locks: the run stops its own RENAME on a new connection before
     it looks, puts the FKs back, and says production was not changed -- which stays true when the blocking
     transaction ends right after the run looked (the run waits there, while it still holds its sessions)."""

@@ -1350,8 +1350,9 @@ def test_production_files_that_kept_rows_reference_are_kept(fresh, run_module):
     assert q(sb.prod, "SELECT avatar FROM directus.directus_users WHERE id = %s", (user,))[0][0] == file_id
     assert q(sb.prod, "SELECT * FROM directus.directus_files WHERE id = %s", (file_id,)) == row
     # every other file is staging's
-    ids = lambda server: [r[0] for r in q(server, "SELECT id FROM directus.directus_files WHERE id <> %s ORDER BY id",
-                                           (file_id,))]  # noqa: E731
+    def ids(server):
+        return [r[0] for r in q(server, "SELECT id FROM directus.directus_files WHERE id <> %s ORDER BY id", (file_id,))]
+
     assert ids(sb.prod) == ids(sb.staging)
     conn = sb.prod.root_connect()
     assert fx.fk_violations(conn, DB) == {}

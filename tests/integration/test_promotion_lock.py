@@ -114,4 +114,3 @@ def test_rollback_reports_the_promotion_it_undoes(fresh, run_module):
     assert refused.get("failed") and "rollback-1 (rollback from staging" in refused["msg"], refused.get("msg")
     back = run_module(MODULE, dict(target=conn_args(sb.prod), rollback=True, promotion_run_id="rollback-1"))
     assert not back.get("failed") and back["changed"] and back["rollback_of"]["promotion_run_id"] == "run-a", back
-
