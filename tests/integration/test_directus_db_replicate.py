@@ -1349,6 +1349,7 @@ def test_production_files_that_kept_rows_reference_are_kept(fresh, run_module):
     assert not result.get("failed") and [f["id"] for f in result["kept_files"]] == [file_id], result.get("msg")
     assert q(sb.prod, "SELECT avatar FROM directus.directus_users WHERE id = %s", (user,))[0][0] == file_id
     assert q(sb.prod, "SELECT * FROM directus.directus_files WHERE id = %s", (file_id,)) == row
+
     # every other file is staging's
     def ids(server):
         return [r[0] for r in q(server, "SELECT id FROM directus.directus_files WHERE id <> %s ORDER BY id", (file_id,))]
