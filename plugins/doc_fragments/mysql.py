@@ -52,3 +52,43 @@ options:
     # The same suboptions as source's (a YAML alias of them).
     suboptions: *connection_suboptions
 """
+
+    # The target connection alone (modules that only work on the target).
+    TARGET = r"""
+options:
+  target:
+    description:
+      - Connection to the target database (for example production).
+    type: dict
+    required: true
+    suboptions:
+      host:
+        description: Server host name or address.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: Server TCP port.
+        type: int
+        default: 3306
+      user:
+        description: User name.
+        type: str
+      password:
+        description:
+          - Password. Only ever passed to the PyMySQL driver; never logged, never on a command line.
+        type: str
+      database:
+        description: Database (schema) name.
+        type: str
+        required: true
+      unix_socket:
+        description: Unix socket path; used instead of the host and port when set.
+        type: str
+      ssl_ca:
+        description: CA certificate file; enables TLS with server certificate verification.
+        type: path
+      connect_timeout:
+        description: Seconds to wait for the connection.
+        type: int
+        default: 10
+"""

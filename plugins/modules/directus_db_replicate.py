@@ -32,7 +32,7 @@ description:
   - Before it touches anything live, a run writes what it will do into a journal in
     C(<database>__promote_state). A run that is killed (SIGKILL, a lost connection) is repaired by the next run,
     promotion or rollback, before anything else; a run that fails or gets SIGTERM (an AWX cancel) or SIGINT
-    repairs itself on a new connection. Either way the repair reads what the server shows: it finishes the
+    repairs itself on a new connection. Either way the repair reads what the server shows, then finishes the
     promotion when the swap took effect and undoes it when it did not; the failure message says which. See
     C(docs/database-journal.md) in the collection.
 author:

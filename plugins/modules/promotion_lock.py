@@ -9,7 +9,7 @@ module: promotion_lock
 short_description: Hold one lock on a Directus target for a whole promotion or rollback
 version_added: "0.2.0"
 description:
-  - Takes, checks or releases the promotion lock of a target database: one row in C(<database>__promote_state)
+  - Takes, checks or releases the promotion lock of a target database, one row in C(<database>__promote_state)
     naming the run that holds it, what it does, from which source, since when and from which controller.
   - A second promotion (or rollback) into the same target refuses before it writes anything, naming the holder.
   - The lock does not depend on a connection staying open. A holder that is gone (a killed controller) is taken
@@ -20,11 +20,9 @@ author:
   - casper.directus_promote contributors (@casper)
 requirements:
   - PyMySQL
+extends_documentation_fragment:
+  - casper.directus_promote.mysql.target
 options:
-  target:
-    description: Connection to the target database (the suboptions of P(casper.directus_promote.directus_db_replicate#module)'s O(target)).
-    type: dict
-    required: true
   run_id:
     description: The promotion's run id.
     type: str
@@ -58,6 +56,7 @@ attributes:
     description: Reports whether the lock could be taken; writes nothing.
   diff_mode:
     support: none
+    description: Nothing to compare; the result names the holder.
   idempotent:
     support: full
     description: Taking a lock the run already holds only renews it (C(changed=false)).

@@ -9,10 +9,20 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from sandbox.module_runner import MODULE_PACKAGE, module_env
-from test_directus_db_replicate import DB, MODULE, conn_args, fresh, production_state, promote_args, q  # noqa: F401 (fixture)
+from test_directus_db_replicate import DB, MODULE, conn_args, production_state, promote_args, q
+from test_directus_db_replicate import fresh  # noqa: F401 pylint: disable=unused-import
 
 LOCK = "promotion_lock"
+
+
+@pytest.fixture(autouse=True)
+def no_lock_left(sandbox):
+    """Every test here leaves production's promotion lock free (later tests and the e2e share the servers)."""
+    yield
+    q(sandbox.prod, "DROP TABLE IF EXISTS directus__promote_state.promotion_lock")
 
 
 def lock(run_module, sb, run_id, state="present", check=False, **extra):
