@@ -294,3 +294,19 @@ def test_job_output_shows_the_summary(awx):
     for phase in ("validate", "preflight", "assets_copy", "database", "assets_prune", "cdn", "cache", "verify"):
         assert phase in stdout, phase
     assert "staging" in stdout and "prod" in stdout
+
+
+def test_job_artifact_holds_the_promotion_report(awx):
+    """set_stats: AWX shows the report among the job's artifacts (the stats event's artifact_data)."""
+    reports = {}
+    for name in ("check", "first", "second"):
+        stats = [e for e in awx[name]["events"] if e.get("event") == "playbook_on_stats"]
+        assert stats, name
+        reports[name] = stats[-1]["event_data"]["artifact_data"]["promote_report"]
+    assert [reports[n]["result"] for n in ("check", "first", "second")] == ["check mode", "changed", "unchanged"]
+    first = reports["first"]
+    assert (first["source"], first["target"], first["kind"]) == ("staging", "prod", "promote")
+    assert first["database_backup"] and [p["name"] for p in first["phases"]][0] == "validate"
+    text = json.dumps(reports)
+    for secret in awx["secrets"]:
+        assert secret not in text

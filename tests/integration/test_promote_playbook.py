@@ -230,7 +230,8 @@ def world(sandbox, tmp_path_factory):
             "tmp": tmp, "stubs": stubs, "s3": s3, "cf": sandbox.aws.client("cloudfront"),
             "inventories": [sandbox.inventory_dir, extra_inventory], "state_dir": state_dir,
             "vars": {"source": "staging", "target": "prod", "promote_state_dir": str(state_dir),
-                     "promote_verify_health_delay": 1},
+                     "promote_verify_health_delay": 1, "promote_report_dir": str(tmp / "reports")},
+            "reports": tmp / "reports",
             "env": playbook_env(sandbox),
         }
     finally:
@@ -301,6 +302,28 @@ def test_promotion_succeeds_and_prints_one_summary_table(promoted):
     phases = [line.split("|")[1].strip() for line in run.summary() if line.startswith("| ")]
     assert phases[1:] == ["validate", "preflight", "assets_copy", "database", "assets_prune", "cdn", "cache", "verify"]
     assert any(line.startswith("| assets_copy") and "changed" in line for line in run.summary())
+
+
+def read_report(world, run):
+    """The report file the run wrote (its run id is in the summary's validate row)."""
+    run_id = re.search(r"run id (\S+?)[ |,]", "\n".join(run.summary())).group(1)
+    return json.loads((world["reports"] / ("%s.json" % run_id)).read_text())
+
+
+def test_each_run_writes_its_report(world, promoted):
+    check, first, second = (read_report(world, promoted[name]) for name in ("check", "first", "second"))
+    assert [r["result"] for r in (check, first, second)] == ["check mode", "changed", "unchanged"]
+    assert len({r["run_id"] for r in (check, first, second)}) == 3
+    assert [p["name"] for p in first["phases"]] == [
+        "validate", "preflight", "assets_copy", "database", "assets_prune", "cdn", "cache", "verify"]
+    phases = {p["name"]: p for p in first["phases"]}
+    assert phases["assets_copy"]["counts"]["copied"] + phases["assets_copy"]["counts"]["updated"] > 0
+    assert phases["database"]["result"] == "changed" and all(p["seconds"] is not None for p in first["phases"])
+    assert first["database_backup"].startswith(DB + "__backup_")
+    assert first["cloudfront_invalidations"] and first["source"] == "staging" and first["target"] == "prod"
+    assert first["started"] < first["ended"]
+    assert {p["name"]: p["result"] for p in check["phases"]}["database"] == "would change"
+    assert {p["name"]: p["details"] for p in second["phases"]}["verify"] == "health ok, assets in sync, database in sync"
 
 
 def test_production_content_equals_staging(sandbox, promoted):
