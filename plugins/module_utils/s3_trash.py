@@ -26,6 +26,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash_plan import (
     DEFAULT_TRASH_PREFIX,
+    TrashActions,
     TrashError,
     exclude_prefix,
     manifest_document,
@@ -151,8 +152,15 @@ def is_not_found(exc):
 
 
 def bucket_versioned(client, bucket):
-    """Whether versioning is Enabled (a Suspended bucket overwrites the null version: it counts as unversioned)."""
-    return client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+    """Whether versioning is Enabled (a Suspended bucket overwrites the null version: it counts as unversioned).
+
+    A server without versioning (GetBucketVersioning not implemented) is unversioned."""
+    try:
+        return client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+    except ClientError as exc:
+        if aws_error_code(exc) == "NotImplemented" or http_status(exc) == 501:
+            return False
+        raise
 
 
 def head_state(client, bucket, key):
@@ -458,6 +466,9 @@ class MirrorTrash:
     def prepare(self, plan, add_flag):
         """Read the target's versioning and the run's earlier manifests; plan the trash actions (reads only)."""
         if not self.enabled:
+            return
+        if not len(plan.copies) and not len(plan.deletes):
+            self.actions = TrashActions()  # nothing to save or journal: no request either
             return
         try:
             self.versioned = bucket_versioned(self.client, self.target_bucket)
