@@ -349,7 +349,7 @@ def plan_purge(objects, trash_prefix, keep_runs, keep=None):
         if run_id not in started or modified < started[run_id]:
             started[run_id] = modified
     order = sorted(started, key=lambda run: (started[run], run), reverse=True)
-    kept = [run for run in order[:keep_runs]]
+    kept = list(order[:keep_runs])
     if keep and keep in started and keep not in kept:
         kept.append(keep)
     purged = [run for run in order if run not in kept]

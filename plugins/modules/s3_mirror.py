@@ -76,7 +76,7 @@ options:
       - V(prune) only deletes target objects absent from the source.
       - Promotions run V(copy) before switching the database and V(prune) after it, so that production never
         misses an object its database points to.
-      - V(restore) undoes the run O(run_id) (all its calls): puts back every object it overwrote or deleted, then
+      - V(restore) undoes the run O(run_id) (all its calls). It puts back every object it overwrote or deleted, then
         deletes the objects it added. Objects changed since the run are left alone and returned in
         RV(changed_since). Needs no source options.
       - V(purge_trash) deletes the trash of all runs but the newest O(keep_runs). Needs no source options.

@@ -372,3 +372,43 @@ def test_sigkill_at_any_step_leaves_a_restorable_run(sandbox, s3, run_module):
     assert finished["counts"]["updated"] == 6 and finished["counts"]["deleted"] == 2
     assert run_module(MODULE, dict(conn(sandbox), target_bucket=dst, mode="restore", run_id="kill1"))["restored"] == 8
     assert state(s3, dst) == before
+
+
+# ---------------------------------------------------------------- a second S3 implementation
+
+@pytest.fixture(scope="module")
+def rclone_s3(tmp_path_factory):
+    from sandbox.servers import RcloneS3Server
+
+    server = RcloneS3Server(tmp_path_factory.mktemp("rclone"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_trash_and_restore_on_rclone_serve_s3(rclone_s3, run_module):
+    # rclone's S3 server has no versioning: GetBucketVersioning must not stop the trash
+    s3 = rclone_s3.client()
+    src, dst = unique("src"), unique("dst")
+    s3.create_bucket(Bucket=src)
+    s3.create_bucket(Bucket=dst)
+    put(s3, dst, "a.txt", b"production a", ContentType="text/plain")
+    put(s3, dst, "gone.txt", b"production only")
+    put(s3, src, "a.txt", b"staging a, other bytes", ContentType="text/markdown")
+    put(s3, src, "new.txt", b"staging new")
+    before = {key: s3.get_object(Bucket=dst, Key=key)["Body"].read() for key in bucket_listing(s3, dst)}
+    args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
+                region=rclone_s3.region, target_bucket=dst, run_id="rc1")
+    copy = run_module(MODULE, dict(args, source_bucket=src, mode="copy"))
+    prune = run_module(MODULE, dict(args, source_bucket=src, mode="prune", max_delete_percent=100))
+    assert not copy.get("failed") and not prune.get("failed"), (copy.get("msg"), prune.get("msg"))
+    assert copy["trash"]["versioned"] is False and copy["trash"]["saved"] == 1 and prune["trash"]["saved"] == 1
+    restore = run_module(MODULE, dict(args, mode="restore"))
+    assert not restore.get("failed"), restore.get("msg")
+    assert restore["restored_keys"] == ["a.txt", "gone.txt"] and restore["removed_keys"] == ["new.txt"]
+    after = {key: s3.get_object(Bucket=dst, Key=key)["Body"].read() for key in bucket_listing(s3, dst) if not key.startswith(TRASH)}
+    assert after == before
+    assert s3.head_object(Bucket=dst, Key="a.txt")["ContentType"] == "text/plain"
+    assert run_module(MODULE, dict(args, mode="restore"))["changed"] is False
