@@ -564,6 +564,7 @@ def run_restore(module, client):
                          **dict(result, changed=bool(done["restored"] or done["removed"]), restored=len(done["restored"]),
                                 restored_keys=sorted(done["restored"])[:limit], removed=len(done["removed"]),
                                 removed_keys=done["removed"][:limit]))
+    ignore_interrupts()  # done: only the result is left
     module.exit_json(**result)
 
 
@@ -598,4 +599,5 @@ def run_purge(module, client):
     except (BotoCoreError, ClientError, TrashError) as exc:
         module.fail_json(msg="Purge failed after %d run(s): %s; run it again to finish" % (counts["runs"], error_text(exc)),
                          **result)
+    ignore_interrupts()
     module.exit_json(**result)

@@ -374,6 +374,22 @@ def test_sigkill_at_any_step_leaves_a_restorable_run(sandbox, s3, run_module):
     assert state(s3, dst) == before
 
 
+def test_a_restore_stopped_by_sigterm_says_what_it_did_and_finishes_when_run_again(sandbox, s3, run_module):
+    src, dst, _extra = promotion(s3)
+    before = state(s3, dst)
+    promote(run_module, sandbox, src, dst, "undo1")
+    proc = start_module(dict(conn(sandbox), target_bucket=dst, mode="restore", run_id="undo1"), "restored:term")
+    out, err = proc.communicate(timeout=60)
+    result = json.loads(out)
+    assert result["failed"] and "Traceback" not in err
+    assert result["msg"].startswith("Restore of run 'undo1' interrupted by SIGTERM after restoring 3 and removing 0 object(s)")
+    assert result["restored_keys"] == ["a.jpg", "b.jpg", "b__thumb.jpg"] and result["removed"] == 0
+    assert set(bucket_listing(s3, dst)) >= {"a.jpg", "b.jpg", "new.jpg"}  # everything that existed is back; added ones still there
+    again = run_module(MODULE, dict(conn(sandbox), target_bucket=dst, mode="restore", run_id="undo1"))
+    assert (again["restored"], again["removed_keys"]) == (0, ["new.jpg", "new__thumb.jpg"])
+    assert state(s3, dst) == before
+
+
 # ---------------------------------------------------------------- a second S3 implementation
 
 @pytest.fixture(scope="module")
