@@ -1008,7 +1008,9 @@ def main():
     if params["mode"] not in MIRROR_MODES:
         client = aws_client(module, "s3", max_pool_connections=params["workers"], retry_mode=params["retry_mode"],
                             max_attempts=params["retry_max_attempts"] - 1)
-        run_restore(module, client) if params["mode"] == "restore" else run_purge(module, client)
+        if params["mode"] == "restore":
+            run_restore(module, client)  # exits
+        run_purge(module, client)  # exits
     run_id = params["run_id"] or new_run_id()
     source_bucket, target_bucket = params["source_bucket"], params["target_bucket"]
     source_prefix = normalize_prefix(params["source_prefix"])
