@@ -28,6 +28,9 @@ description:
   - Before any change a deletion guard refuses runs that would delete the target's objects from an empty source, or
     delete more than O(max_delete) objects or O(max_delete_percent) percent of the target (O(max_delete_percent_min_count)
     says which few deletions the percentage spares). The error names the objects, and the options that would let them go.
+  - Every object a run overwrites or deletes stays recoverable (O(trash)), and V(restore) undoes a run. Keys in
+    O(protect), and their Directus thumbnails, are never overwritten or deleted. See C(docs/asset-trash.md).
+  - SIGTERM or SIGINT (an AWX cancel, Ctrl-C) ends the run with a failure that lists what was copied and deleted so far.
 author:
   - casper.directus_promote contributors (@casper)
 extends_documentation_fragment:
@@ -45,9 +48,10 @@ attributes:
     description: A second run with an unchanged source reports RV(changed=false) and sends no write request.
 options:
   source_bucket:
-    description: Name of the bucket to copy from.
+    description:
+      - Name of the bucket to copy from.
+      - Required with O(mode=mirror), O(mode=copy) and O(mode=prune).
     type: str
-    required: true
   source_prefix:
     description:
       - Only objects under this prefix are mirrored; their keys are remapped to O(target_prefix).
@@ -72,9 +76,51 @@ options:
       - V(prune) only deletes target objects absent from the source.
       - Promotions run V(copy) before switching the database and V(prune) after it, so that production never
         misses an object its database points to.
+      - V(restore) undoes the run O(run_id) (all its calls). It puts back every object it overwrote or deleted, then
+        deletes the objects it added. Objects changed since the run are left alone and returned in
+        RV(changed_since). Needs no source options.
+      - V(purge_trash) deletes the trash of all runs but the newest O(keep_runs). Needs no source options.
     type: str
-    choices: [mirror, copy, prune]
+    choices: [mirror, copy, prune, restore, purge_trash]
     default: mirror
+  run_id:
+    description:
+      - Id of the promotion this call belongs to; the calls of one promotion (V(copy), then V(prune)) pass the same
+        one, and V(restore) undoes all of them. Letters, digits, C(.), C(_) and C(-).
+      - Omitted, a new one is generated and returned in RV(run_id).
+      - A call repeated with the same id (a retried promotion) keeps the objects the first attempt saved.
+    type: str
+  trash:
+    description:
+      - Keep every target object this run overwrites or deletes recoverable, so that V(restore) can undo the run.
+      - On a versioned target bucket (versioning Enabled) the previous versions are kept by the bucket and their ids
+        recorded; otherwise the objects are copied into the trash location first.
+      - V(false) keeps nothing and records nothing.
+    type: bool
+    default: true
+  trash_bucket:
+    description: Bucket of the trash location. Defaults to O(target_bucket).
+    type: str
+  trash_prefix:
+    description:
+      - Prefix of the trash location; each run's objects and records are under C(<trash_prefix><run_id>/).
+      - Choose a place Directus does not serve. When it lies inside the mirrored range (O(trash_bucket) is the target
+        bucket and it is under O(target_prefix)), it is left out of the mirror on both sides.
+    type: str
+    default: _directus_promote_trash/
+  keep_runs:
+    description:
+      - With O(mode=purge_trash), the number of newest runs whose trash is kept (required there). O(run_id), when
+        given, is kept too.
+    type: int
+  protect:
+    description:
+      - Keys relative to O(target_prefix) that are never overwritten or deleted, together with their Directus
+        transformations and thumbnails (C(<stem>__*) for a key C(<stem>.<ext>)).
+      - The promote role passes the C(filename_disk) of the files production keeps.
+    type: list
+    elements: str
+    default: []
   include:
     description:
       - Glob patterns (fnmatch syntax, case-sensitive, C(*) also matches C(/)) on keys relative to the prefix.
@@ -248,6 +294,26 @@ EXAMPLES = r"""
     secret_key: "{{ vault_prod_aws_secret_key }}"
     copy_method: auto
 
+- name: Promotion with a run id; production's own files stay
+  casper.directus_promote.s3_mirror:
+    source_bucket: acme-staging
+    target_bucket: acme-prod
+    mode: copy
+    run_id: "{{ promote_run_id }}"
+    protect: "{{ kept_files | map(attribute='filename_disk') | list }}"
+
+- name: Undo that promotion's asset changes
+  casper.directus_promote.s3_mirror:
+    target_bucket: acme-prod
+    mode: restore
+    run_id: "{{ promote_run_id }}"
+
+- name: Keep the trash of the newest 3 promotions only
+  casper.directus_promote.s3_mirror:
+    target_bucket: acme-prod
+    mode: purge_trash
+    keep_runs: 3
+
 - name: Only images, never the thumbnails cache
   casper.directus_promote.s3_mirror:
     source_bucket: directus-staging
@@ -263,7 +329,7 @@ changed:
   type: bool
 counts:
   description: What the run did (in check mode, what it would do).
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: dict
   contains:
     copied:
@@ -284,26 +350,26 @@ counts:
   sample: {copied: 12, updated: 1, deleted: 3, unchanged: 9984, bytes_copied: 401233}
 changed_keys:
   description: Full target keys added or updated, at most O(max_keys_returned).
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: list
   elements: str
   sample: ["uploads/3f1c.jpg"]
 changed_keys_total:
   description: Number of target keys added or updated.
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: int
 deleted_keys:
   description: Full target keys deleted, at most O(max_keys_returned).
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: list
   elements: str
 deleted_keys_total:
   description: Number of target keys deleted.
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: int
 keys_truncated:
   description: Whether RV(changed_keys) or RV(deleted_keys) was truncated.
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: bool
 failed_keys:
   description: Source keys whose copy (or target keys whose deletion) failed after retries, at most O(max_keys_returned).
@@ -316,7 +382,7 @@ failed_keys_total:
   type: int
 plan:
   description: Summary of the plan (identical in check mode and in a real run).
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: dict
   sample:
     mode: mirror
@@ -334,7 +400,7 @@ plan:
     ignored_by_mode: {missing_not_copied: 0, changed_not_updated: 0, extra_not_deleted: 0}
 direct_requests:
   description: What O(direct_requests) did in this run.
-  returned: except in check mode
+  returned: in a real run of O(mode=mirror), O(mode=copy) or O(mode=prune)
   type: dict
   contains:
     enabled:
@@ -349,13 +415,102 @@ direct_requests:
   sample: {enabled: true, sent: 9984, stopped_by: null}
 timings:
   description: Seconds spent listing and planning, verifying, copying, deleting and in total.
-  returned: always
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
   type: dict
   sample: {plan: 0.41, verify: 0.0, copy: 1.2, delete: 0.05, total: 1.7}
 diff:
   description: Target keys to add, update (before and after) and delete, truncated with totals.
   returned: in diff mode
   type: dict
+run_id:
+  description: The run id (O(run_id), or the one generated).
+  returned: except with O(mode=purge_trash)
+  type: str
+  sample: prod-20261125T134620Z-de32f65f
+trash:
+  description: Where the run's trash is and what this call put there (in check mode, would put).
+  returned: always
+  type: dict
+  contains:
+    enabled:
+      description: Whether O(trash) is on.
+      type: bool
+    run_id:
+      description: The run id.
+      type: str
+    bucket:
+      description: Bucket of the trash location.
+      type: str
+    prefix:
+      description: O(trash_prefix), with a trailing C(/).
+      type: str
+    location:
+      description: The run's folder, C(s3://<bucket>/<prefix><run_id>/) (with O(mode=purge_trash), the trash location).
+      type: str
+    versioned:
+      description: Whether the target bucket is versioned (objects are recorded by version id, not copied); null when
+        the call changes nothing.
+      type: bool
+    saved:
+      description: Objects this call made recoverable before overwriting or deleting them (with O(mode=restore),
+        objects the run saved).
+      type: int
+    added:
+      description: Objects this call adds that did not exist before the run (with O(mode=restore), that the run added).
+      type: int
+    manifest:
+      description: Key of the record this call wrote, null when it wrote none (nothing to change, or check mode).
+      type: str
+  sample: {enabled: true, run_id: prod-20261125T134620Z-de32f65f, bucket: acme-prod, prefix: _directus_promote_trash/,
+           location: "s3://acme-prod/_directus_promote_trash/prod-20261125T134620Z-de32f65f/", versioned: false,
+           saved: 1, added: 7, manifest: _directus_promote_trash/prod-20261125T134620Z-de32f65f/manifest-000001-copy.json}
+protected_keys:
+  description: Full target keys left alone because of O(protect), at most O(max_keys_returned).
+  returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
+  type: list
+  elements: str
+restored:
+  description: Objects put back (in check mode, to put back).
+  returned: with O(mode=restore)
+  type: int
+restored_keys:
+  description: Full target keys put back, at most O(max_keys_returned).
+  returned: with O(mode=restore)
+  type: list
+  elements: str
+removed:
+  description: Objects the run added that were deleted (in check mode, to delete).
+  returned: with O(mode=restore)
+  type: int
+removed_keys:
+  description: Full target keys deleted, at most O(max_keys_returned).
+  returned: with O(mode=restore)
+  type: list
+  elements: str
+in_place:
+  description: Objects the run saved that already hold their bytes from before the run.
+  returned: with O(mode=restore)
+  type: int
+changed_since:
+  description: Keys the run wrote that were changed since, left alone, at most O(max_keys_returned).
+  returned: with O(mode=restore)
+  type: list
+  elements: str
+kept_runs:
+  description: Run ids whose trash is kept, newest first.
+  returned: with O(mode=purge_trash)
+  type: list
+  elements: str
+purged_runs:
+  description: Run ids whose trash was deleted (in check mode, would be), newest first.
+  returned: with O(mode=purge_trash)
+  type: list
+  elements: str
+purged:
+  description: Runs, trash objects and recorded versions deleted (in check mode, to delete).
+  returned: with O(mode=purge_trash)
+  type: dict
+  sample: {runs: 2, objects: 14, versions: 3}
 """
 
 import gc
@@ -389,6 +544,23 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     is_denied,
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_direct import DirectCopy
+from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash import (
+    MIRROR_MODES,
+    Interrupted,
+    MirrorTrash,
+    TrashError,
+    faulted_jobs,
+    ignore_interrupts,
+    interrupts_fail,
+    interrupts_raise,
+    protect_plan,
+    run_purge,
+    run_restore,
+    trash_argument_spec,
+    trash_filter,
+    trash_problems,
+)
+from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash_plan import new_run_id, protect_matcher
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_listing import (
     ListingError,
     TargetListing,
@@ -396,6 +568,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_listing
     prefetched,
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import (
+    ADD,
     UPDATE,
     PlanError,
     build_diff,
@@ -747,13 +920,24 @@ def choose_method(module, target_client, plan, source_bucket, source_prefix):
     return "server"
 
 
+def interrupted_message(signal_name, runner, trash):
+    """What an interrupted run did: counts, and where the trash that undoes it is."""
+    message = "s3_mirror interrupted by %s after copying %d and deleting %d object(s)" % (
+        signal_name, runner.copied + runner.updated, runner.deleted)
+    if runner.failed:
+        message += " (%d failed)" % len(runner.failed)
+    if trash.get("enabled"):
+        message += "; mode=restore with run_id=%s undoes them (trash %s)" % (trash["run_id"], trash.get("location"))
+    return message + "; run it again to finish"
+
+
 def argument_spec():
     spec = dict(
-        source_bucket=dict(type="str", required=True),
+        source_bucket=dict(type="str"),
         source_prefix=dict(type="str", default=""),
         target_bucket=dict(type="str", required=True),
         target_prefix=dict(type="str", default=""),
-        mode=dict(type="str", default="mirror", choices=["mirror", "copy", "prune"]),
+        mode=dict(type="str", default="mirror", choices=["mirror", "copy", "prune", "restore", "purge_trash"]),
         include=dict(type="list", elements="str"),
         exclude=dict(type="list", elements="str"),
         max_delete=dict(type="int", default=1000),
@@ -771,6 +955,7 @@ def argument_spec():
         retry_max_attempts=dict(type="int", default=10),
         direct_requests=dict(type="bool", default=True),
     )
+    spec.update(trash_argument_spec())
     spec.update(aws_connection_argument_spec())
     spec.update(aws_connection_argument_spec(prefix="source_"))
     return spec
@@ -795,11 +980,16 @@ def validate(params):
         problems.append("max_keys_returned must not be negative")
     if params["retry_max_attempts"] < 1:
         problems.append("retry_max_attempts must be at least 1")
-    if not params["source_bucket"] or not params["target_bucket"]:
-        problems.append("source_bucket and target_bucket must not be empty")
-    if ranges_overlap(params["source_bucket"], normalize_prefix(params["source_prefix"]),
-                      params["target_bucket"], normalize_prefix(params["target_prefix"])):
+    mirroring = params["mode"] in MIRROR_MODES
+    if not params["target_bucket"]:
+        problems.append("target_bucket must not be empty")
+    if mirroring and not params["source_bucket"]:
+        problems.append("source_bucket is required with mode=%s" % params["mode"])
+    if mirroring and params["source_bucket"] and ranges_overlap(
+            params["source_bucket"], normalize_prefix(params["source_prefix"]),
+            params["target_bucket"], normalize_prefix(params["target_prefix"])):
         problems.append("source and target overlap (same bucket, one prefix contains the other)")
+    problems.extend(trash_problems(params))
     return problems
 
 
@@ -814,6 +1004,14 @@ def main():
 
     started = time.monotonic()
     timings = {}
+    interrupts_fail(module)  # until the first write: a JSON failure saying that nothing was changed
+    if params["mode"] not in MIRROR_MODES:
+        client = aws_client(module, "s3", max_pool_connections=params["workers"], retry_mode=params["retry_mode"],
+                            max_attempts=params["retry_max_attempts"] - 1)
+        if params["mode"] == "restore":
+            run_restore(module, client)  # exits
+        run_purge(module, client)  # exits
+    run_id = params["run_id"] or new_run_id()
     source_bucket, target_bucket = params["source_bucket"], params["target_bucket"]
     source_prefix = normalize_prefix(params["source_prefix"])
     target_prefix = normalize_prefix(params["target_prefix"])
@@ -831,7 +1029,7 @@ def main():
     # at exit: a no-change run of 10,000 objects took 1.56 s instead of 1.84 (median of 10 alternating runs).
     gc.freeze()
     gc.enable()
-    selected = key_filter(params["include"], params["exclude"])
+    selected = trash_filter(params, key_filter(params["include"], params["exclude"]))
     try:
         # the target is read ahead at the keys where the source's pages end (s3_listing explains why that is safe)
         read_ahead = min(workers, LISTING_READ_AHEAD)
@@ -849,21 +1047,27 @@ def main():
     mark = time.monotonic()
     resolve_verified(plan, verify_recorded(module, target_client, plan, target_bucket, target_prefix, workers))
     timings["verify"] = round(time.monotonic() - mark, 3)
+    protected = protect_plan(plan, protect_matcher(params["protect"]), UPDATE)
 
     refusal = delete_guard(plan, **{option: params[option] for option in GUARD_OPTIONS},
                            names=params["guard_option_names"], sample=min(params["max_keys_returned"], 50))
     summary = plan.summary()
+    summary["protected"] = len(protected)
     if refusal:
         module.fail_json(msg=refusal + ". Nothing was changed.", plan=summary,
                          **plan_key_lists(plan, target_prefix, params["max_keys_returned"]))
 
     method = choose_method(module, target_client, plan, source_bucket, source_prefix)
     summary["copy_method"] = method
-    result = dict(changed=plan.changed(), plan=summary)
+    trash = MirrorTrash(module, target_client, run_id)
+    trash.prepare(plan, ADD)
+    result = dict(changed=plan.changed(), plan=summary, run_id=run_id, protected_keys=[
+        target_prefix + key for key in protected[:params["max_keys_returned"]]])
     if module._diff:
         result["diff"] = build_diff(plan, target_bucket, target_prefix, params["max_keys_returned"])
 
     if module.check_mode:
+        result["trash"] = trash.report(check_mode=True)
         result["counts"] = dict(copied=summary["to_copy"], updated=summary["to_update"], deleted=summary["to_delete"],
                                 unchanged=summary["unchanged"], bytes_copied=summary["bytes_to_copy"])
         result.update(plan_key_lists(plan, target_prefix, params["max_keys_returned"]))
@@ -875,15 +1079,29 @@ def main():
     if method == "server" and params["direct_requests"] and len(plan.copies):
         direct = DirectCopy(target_client, target_credentials, USER_AGENT + " direct")
     runner = Runner(module, source_client, target_client, method, direct)
-    mark = time.monotonic()
-    if len(plan.copies):
-        runner.run(runner.copy_jobs(plan.copies))
-    timings["copy"] = round(time.monotonic() - mark, 3)
+    interrupted = None
+    try:
+        with interrupts_raise():
+            mark = time.monotonic()
+            try:
+                trash.journal()  # saved and journalled before the first target write
+            except (BotoCoreError, ClientError, TrashError) as exc:
+                module.fail_json(msg="Cannot save to the trash %s: %s. Nothing was changed." % (
+                    trash.report(False).get("location"), aws_error_message(exc) if not isinstance(exc, TrashError) else exc),
+                    run_id=run_id)
+            timings["trash"] = round(time.monotonic() - mark, 3)
+            mark = time.monotonic()
+            if len(plan.copies):
+                runner.run(faulted_jobs(runner.copy_jobs(plan.copies), "copying", 2))
+            timings["copy"] = round(time.monotonic() - mark, 3)
 
-    mark = time.monotonic()
-    if not runner.failed and len(plan.deletes):
-        runner.run(runner.delete_jobs(plan.deletes))
-    timings["delete"] = round(time.monotonic() - mark, 3)
+            mark = time.monotonic()
+            if not runner.failed and len(plan.deletes):
+                runner.run(faulted_jobs(runner.delete_jobs(plan.deletes), "deleting", 1))
+            timings["delete"] = round(time.monotonic() - mark, 3)
+    except Interrupted as exc:
+        interrupted = exc
+    ignore_interrupts()  # the result is all that is left to do
     timings["total"] = round(time.monotonic() - started, 3)
 
     result.update(
@@ -894,7 +1112,8 @@ def main():
         direct_requests=direct.report() if direct else dict(enabled=False, sent=0, stopped_by=(
             "direct_requests=false" if not params["direct_requests"] else "copy_method=stream" if method == "stream" else None)),
     )
-    if runner.failed:
+    result["trash"] = trash.report(check_mode=False)
+    if runner.failed or interrupted:
         # what was really done, in completion order
         result.update(
             changed_keys=runner.copied_keys, changed_keys_total=runner.copied + runner.updated,
@@ -903,6 +1122,8 @@ def main():
     else:
         # everything planned was done: the plan's lists, in key order
         result.update(plan_key_lists(plan, target_prefix, params["max_keys_returned"]))
+    if interrupted:
+        module.fail_json(msg=interrupted_message(interrupted.name, runner, trash.report(False)), **result)
     if runner.failed:
         limit = params["max_keys_returned"]
         failed = sorted(runner.failed)

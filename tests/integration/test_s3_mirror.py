@@ -44,8 +44,9 @@ def buckets(sandbox):
 
 
 def conn(sandbox, endpoint=None, **extra):
+    # the asset trash has tests of its own (test_s3_mirror_trash.py); here the target holds the mirror only
     args = dict(endpoint_url=endpoint or sandbox.aws.endpoint_url, access_key=sandbox.aws.access_key,
-                secret_key=sandbox.aws.secret_key, region=sandbox.aws.region)
+                secret_key=sandbox.aws.secret_key, region=sandbox.aws.region, trash=False)
     args.update(extra)
     return args
 
@@ -731,7 +732,7 @@ def test_a_server_that_checks_signatures_accepts_direct_copies(rclone_s3, run_mo
         rclone_s3.client(secret_key="not-the-secret").head_object(Bucket=src, Key=keys[0])
 
     args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
-                region=rclone_s3.region, source_bucket=src, target_bucket=dst, workers=workers)
+                region=rclone_s3.region, source_bucket=src, target_bucket=dst, workers=workers, trash=False)
     result = run_module(MODULE, args)
     assert not result.get("failed"), result.get("msg")
     assert result["counts"]["copied"] == len(keys)

@@ -37,6 +37,6 @@ def test_argument_spec_has_both_connection_sides_with_secrets_hidden():
     for name in ("secret_key", "source_secret_key", "access_key", "source_access_key", "session_token", "source_session_token"):
         assert spec[name]["no_log"] is True, name
     assert "aws_access_key_id" in spec["access_key"]["aliases"]
-    assert spec["mode"]["choices"] == ["mirror", "copy", "prune"]
+    assert spec["mode"]["choices"] == ["mirror", "copy", "prune", "restore", "purge_trash"]
     assert spec["copy_method"]["choices"] == ["auto", "server", "stream"]
     assert spec["multipart_threshold"]["default"] == 5 * 1024 ** 3
