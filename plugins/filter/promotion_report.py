@@ -118,9 +118,11 @@ def _preflight(res, settings, check_mode):
 def _assets(name, result, check_mode):
     if not ran(result):
         return _phase(name, result, check_mode)
-    if "restored" in (result.get("counts") or {}) or "removed" in (result.get("counts") or {}):
-        counts = _counts(result, "restored", "removed")
+    if "restored" in result or "removed" in result:  # s3_mirror mode=restore
+        counts = {name: int(result.get(name) or 0) for name in ("restored", "removed")}
         details = "%d put back, %d removed" % (counts["restored"], counts["removed"])
+        if result.get("changed_since"):
+            details += ", %d changed since (left alone)" % len(result["changed_since"])
     elif name == "assets_prune":
         counts = _counts(result, "deleted")
         details = "%d deleted" % counts["deleted"]

@@ -387,6 +387,7 @@ def trash_argument_spec():
         trash_prefix=dict(type="str", default=DEFAULT_TRASH_PREFIX),
         keep_runs=dict(type="int"),
         protect=dict(type="list", elements="str", default=[]),
+        restore_scope=dict(type="str", default="all", choices=["all", "saved", "added"]),
     )
 
 
@@ -526,7 +527,7 @@ def run_restore(module, client):
                          **result)
     if not record.parts:
         result["msg"] = "run %r left no trash at %s: it changed nothing, or its trash was purged" % (run_id, location)
-    plan = plan_restore(record, states)
+    plan = plan_restore(record, states, params["restore_scope"])
     result.update(changed=plan.changed(), restored=len(plan.restore), removed=len(plan.remove), in_place=len(plan.in_place),
                   restored_keys=[entry["key"] for entry in plan.restore][:limit],
                   removed_keys=[key for key, _etag in plan.remove][:limit], changed_since=plan.changed_since[:limit])

@@ -300,15 +300,16 @@ def _holds(state, etags):
     return etag in etags or (recorded is not None and recorded in etags)
 
 
-def plan_restore(record, current):
+def plan_restore(record, current, scope="all"):
     """What a restore does, from a RunRecord and ``current``: full key -> ``(size, etag, recorded etag)`` or None.
 
     A saved key is put back when it is missing or holds what the run wrote; it is left alone when it already holds
     the bytes from before the run, or was changed since. An added key is removed when it still holds what the run
-    wrote; changed since, it stays. Keys are in sorted order.
+    wrote; changed since, it stays. Keys are in sorted order. ``scope``: ``saved`` plans only the put-backs, ``added``
+    only the removals (a rollback swaps its database in between), ``all`` both.
     """
     plan = RestorePlan()
-    for key in sorted(record.saved):
+    for key in sorted(record.saved) if scope in ("all", "saved") else ():
         entry = record.saved[key]
         state = current.get(key)
         original = {etag for etag in (entry.get("etag"), entry.get("trash_etag")) if etag}
@@ -318,7 +319,7 @@ def plan_restore(record, current):
             plan.restore.append(entry)
         else:
             plan.changed_since.append(key)
-    for key in sorted(record.added):
+    for key in sorted(record.added) if scope in ("all", "added") else ():
         state = current.get(key)
         if state is None:
             plan.gone.append(key)

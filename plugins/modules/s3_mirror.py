@@ -121,6 +121,15 @@ options:
     type: list
     elements: str
     default: []
+  restore_scope:
+    description:
+      - With O(mode=restore), what to undo. V(saved) only puts back what the run deleted or overwrote, V(added) only
+        removes what it added, V(all) does both (put-backs first).
+      - A rollback puts back with V(saved), swaps its database backup in, then removes with V(added), so that
+        neither database ever references a missing object.
+    type: str
+    choices: [all, saved, added]
+    default: all
   include:
     description:
       - Glob patterns (fnmatch syntax, case-sensitive, C(*) also matches C(/)) on keys relative to the prefix.

@@ -174,4 +174,9 @@ def seed_prod(admin, editor_email, editor_password):
     admin.patch("/settings", {"project_name": "Production CMS"})
     old = admin.upload("old-banner.png", png(90, 30, 99), "image/png", title="Old banner")
     assert admin.asset(old["id"], width=40).status == 200
-    return {"editing": editing["id"], "role": role["id"], "editor": editor["id"], "old_file": old["id"]}
+    # the editor's own upload: a file row that only a kept row (directus_users.avatar) references
+    avatar = admin.upload("editor-avatar.png", png(48, 48, 77), "image/png", title="Editor avatar")
+    admin.patch("/users/%s" % editor["id"], {"avatar": avatar["id"]})
+    assert admin.asset(avatar["id"], width=24).status == 200
+    return {"editing": editing["id"], "role": role["id"], "editor": editor["id"], "old_file": old["id"],
+            "avatar": avatar["id"]}

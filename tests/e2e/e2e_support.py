@@ -57,12 +57,12 @@ class PlaybookRun:
             " ".join(self.argv), self.rc, self.seconds, self.stdout[-chars:], self.stderr[-3000:])
 
 
-def run_playbook(sandbox, inventories, *args, extra_env=None, timeout=900):
-    """ansible-playbook playbooks/promote.yml from the repository root, the way users run it.
+def run_playbook(sandbox, inventories, *args, extra_env=None, timeout=900, playbook="playbooks/promote.yml"):
+    """ansible-playbook playbooks/promote.yml (or another playbook) from the repository root, the way users run it.
 
     AWS_* variables of the test process are removed: the inventory alone must be enough.
     """
-    argv = [ansible_bin("ansible-playbook"), "playbooks/promote.yml"]
+    argv = [ansible_bin("ansible-playbook"), playbook]
     for inventory in inventories:
         argv += ["-i", str(inventory)]
     argv += list(args)

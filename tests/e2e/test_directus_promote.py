@@ -29,6 +29,7 @@ from sandbox.inventory import environment_vars, vault_encrypt
 pytestmark = pytest.mark.slow
 
 ADMINS = {"staging": "admin@staging.example.com", "prod": "admin@prod.example.com"}
+TRASH = "_directus_promote_trash/"  # the role's default trash location, in production's own bucket
 EDITOR = "editor@prod.example.com"
 CONTENT = ("categories", "articles", "site_settings")
 
@@ -149,6 +150,35 @@ class ApiProber(threading.Thread):
             time.sleep(0.05)
 
 
+def asset_name(file_id, params):
+    return file_id + "".join("&%s=%s" % kv for kv in sorted(params.items()))
+
+
+def prod_snapshot(api, thumbnails):
+    """What production's users see, through its API: content, files (bytes and thumbnails), access.
+    thumbnails: {file id: [params]} of the transformations production already stored (asking for a new one
+    would store it)."""
+    files = by("id", api.get("/files", params={"limit": -1, "fields": "*"}))
+    assets = {}
+    for item in files:
+        for params in [{}] + thumbnails.get(item["id"], []):
+            response = api.asset(item["id"], **params)
+            assets[asset_name(item["id"], params)] = response.body if response.status == 200 else response.status
+    everything = {"limit": -1, "fields": "*"}
+    return {
+        "collections": user_collections(api),
+        "files": files,
+        "assets": assets,
+        "users": by("id", api.get("/users", params={"limit": -1, "fields": "id,email,role,status,avatar,policies"})),
+        "roles": by("id", api.get("/roles", params=everything)),
+        "policies": by("id", api.get("/policies", params=everything)),
+        "access": by("id", api.get("/access", params=everything)),
+        "permissions": by("id", api.get("/permissions", params=everything)),
+        "folders": by("id", api.get("/folders", params=everything)),
+        "settings": api.get("/settings")["project_name"],
+    }
+
+
 def log_errors(app, offset):
     """Error-level (pino level >= 50) lines Directus logged after byte offset."""
     with open(app.log_path, "rb") as handle:
@@ -207,12 +237,18 @@ def e2e(directus_cli, sandbox, tmp_path_factory, say):  # directus_cli first: sk
         s_admin.patch("/users/me", {"token": tokens["staging"]})
         p_admin.patch("/users/me", {"token": tokens["prod"]})
         state["tokens"] = tokens
+        seed = state["prod_seed"]
+        state["prod_thumbnails"] = {seed["old_file"]: [{"width": 40}], seed["avatar"]: [{"width": 24}]}
+        state["prod_before"] = prod_snapshot(prod.client(tokens["prod"]), state["prod_thumbnails"])
+        editor = prod.client().login(EDITOR, state["editor_password"])
+        state["editor_permissions_before"] = editor.get("/permissions/me")
         inv = write_directus_inventory(sandbox, work / "directus-inventory", apps, tokens)
         state["inventories"] = [sandbox.inventory_dir, inv]
-        # Production's bucket holds just its one old file (2 objects, both pruned = 100 %): the deletion
-        # guard (max 50 % by default) rightly refuses that, so this first promotion raises the limit.
-        state["extra"] = ["-e", "source=staging", "-e", "target=prod", "-e", "promote_s3_max_delete_percent=100",
-                          "-e", "promote_state_dir=%s" % (work / "promote-state")]
+        # A young production: 4 objects (2 files with a thumbnail each), the old banner's 2 pruned, the editor's
+        # avatar (a kept user's file) kept. Default settings.
+        state["extra"] = ["-e", "source=staging", "-e", "target=prod",
+                          "-e", "promote_state_dir=%s" % (work / "promote-state"),
+                          "-e", "promote_report_dir=%s" % (work / "reports")]
 
         # Warm production's caches (schema + data): stale unless the promotion clears them.
         assert user_collections(prod.client(tokens["prod"])) == []
@@ -279,6 +315,25 @@ def test_promotion_succeeds_and_reports_changes(promoted):
     run = promoted["run1"]
     assert run.rc == 0 and run.failed == 0, run.tail()
     assert run.changed > 0, run.tail()
+
+
+def reports(work):
+    """{kind: [reports]} written to promote_report_dir, oldest first."""
+    out = {}
+    for path in (work / "reports").glob("*.json"):
+        report = json.loads(path.read_text())
+        out.setdefault((report["kind"], report["check_mode"]), []).append(report)
+    return {k: sorted(v, key=lambda r: r["started"]) for k, v in out.items()}
+
+
+def test_the_promotion_report(promoted):
+    report = reports(promoted["work"])[("promote", False)][0]
+    assert report["result"] == "changed" and report["source"] == "staging" and report["target"] == "prod"
+    phases = {p["name"]: p for p in report["phases"]}
+    assert phases["assets_copy"]["counts"]["copied"] > 0 and phases["assets_prune"]["counts"]["deleted"] == 2
+    assert report["database_backup"] and report["cloudfront_invalidations"]
+    assert report["asset_trash"], report
+    assert reports(promoted["work"])[("promote", True)][0]["result"] == "check mode"
 
 
 def test_prod_api_shows_promoted_collections_without_restart(promoted, clients):
@@ -353,12 +408,25 @@ def test_role_level_access_and_global_presets_from_staging(promoted, clients):
         (promoted["prod_seed"]["editor"], staging_policies[content.EDITING_POLICY])]
 
 
-def test_files_metadata_equals_staging(clients):
+def test_files_metadata_equals_staging(promoted, clients):
     params = {"limit": -1, "fields": "*"}
     staging, prod = (by("id", clients[e].get("/files", params=params)) for e in ("staging", "prod"))
     volatile = ("uploaded_by", "modified_by")  # staging user ids: mapped by email or nulled
-    assert strip(prod, *volatile) == strip(staging, *volatile)
-    assert len(prod) == 4
+    avatar = promoted["prod_seed"]["avatar"]  # production's own file, kept: a kept user references it
+    assert [f["id"] for f in prod if f["id"] not in {g["id"] for g in staging}] == [avatar]
+    assert strip([f for f in prod if f["id"] != avatar], *volatile) == strip(staging, *volatile)
+    assert len(staging) == 4
+
+
+def test_prod_users_own_upload_kept_with_its_object(promoted, clients):
+    """The editor's avatar (a file row only production's users reference) survives, bytes and thumbnail."""
+    prod, avatar = clients["prod"], promoted["prod_seed"]["avatar"]
+    editor = prod.get("/users/%s" % promoted["prod_seed"]["editor"], params={"fields": "avatar"})
+    assert editor["avatar"] == avatar
+    before = promoted["prod_before"]["assets"]
+    for params in ({}, {"width": 24}):
+        got = prod.asset(avatar, **params)
+        assert got.status == 200 and got.body == before[asset_name(avatar, params)], (params, got.status)
 
 
 def test_every_asset_and_thumbnail_serves_staging_bytes(promoted, clients):
@@ -374,7 +442,10 @@ def test_every_asset_and_thumbnail_serves_staging_bytes(promoted, clients):
 
 def test_bucket_mirrored_and_prod_only_file_pruned(promoted, sandbox, clients):
     staging, prod = bucket_state(sandbox, "staging"), bucket_state(sandbox, "prod")
-    assert sorted(prod) == sorted(staging)
+    avatar = promoted["prod_seed"]["avatar"]
+    served = [key for key in prod if not key.startswith(TRASH) and not key.startswith(avatar)]
+    assert sorted(served) == sorted(staging)
+    assert [key for key in prod if key.startswith(TRASH)], "the pruned objects were not kept in the trash"
     assert any("__" in key for key in prod), "staging's generated thumbnails were not mirrored"
     old = promoted["prod_seed"]["old_file"]
     assert not [key for key in prod if key.startswith(old)], "production's own old file was not pruned"
@@ -454,3 +525,99 @@ def test_second_run_changes_nothing(promoted, sandbox, clients):
     assert after[0]["tables"] == before[0]["tables"]
     assert after[1:] == before[1:]
     assert user_collections(clients["prod"]) == sorted(CONTENT)
+
+
+# --------------------------------------------------------------------------- the rollback (after the promotion's checks)
+
+@pytest.fixture(scope="module")
+def rolled_back(promoted, sandbox, say):
+    """playbooks/rollback.yml -e target=prod: check mode first, then for real with production's API probed."""
+    state = {}
+    prod = promoted["apps"]["prod"]
+    # a session production writes after the promotion: a rollback keeps it, as a promotion would
+    login = prod.client().login_response(EDITOR, promoted["editor_password"])
+    assert login.status == 200, login.body[:300]
+    state["editor_refresh"] = login.json()["data"]["refresh_token"]
+    rollback = ["-e", "target=prod", "-e", "promote_state_dir=%s" % (promoted["work"] / "promote-state"),
+                "-e", "promote_report_dir=%s" % (promoted["work"] / "reports")]
+    before = (db_checksums(sandbox.prod), bucket_state(sandbox, "prod"), invalidation_count(sandbox))
+    state["check"] = run_playbook(sandbox, promoted["inventories"], *rollback, "--check", "--diff",
+                                  playbook="playbooks/rollback.yml")
+    state["check_unchanged"] = before == (db_checksums(sandbox.prod), bucket_state(sandbox, "prod"),
+                                          invalidation_count(sandbox))
+    state["invalidations_before"] = before[2]
+    log_offset = prod.log_path.stat().st_size
+    prober = ApiProber(prod.client(promoted["tokens"]["prod"]))
+    prober.start()
+    try:
+        state["run"] = run_playbook(sandbox, promoted["inventories"], *rollback, playbook="playbooks/rollback.yml")
+    finally:
+        prober.stop_event.set()
+        prober.join(timeout=30)
+    state["prober"] = prober
+    state["log_errors"] = log_errors(prod, log_offset)
+    say("rollback: rc=%s changed=%s in %.0f s" % (state["run"].rc, state["run"].changed, state["run"].seconds))
+    state["before_again"] = (db_checksums(sandbox.prod), bucket_state(sandbox, "prod"))
+    state["again"] = run_playbook(sandbox, promoted["inventories"], *rollback, playbook="playbooks/rollback.yml")
+    state["after_again"] = (db_checksums(sandbox.prod), bucket_state(sandbox, "prod"))
+    return state
+
+
+def test_rollback_check_mode_reports_the_plan_and_changes_nothing(rolled_back):
+    check = rolled_back["check"]
+    assert check.rc == 0, check.tail()
+    assert rolled_back["check_unchanged"], "the check-mode rollback changed the database, the bucket or the CDN"
+    assert "Undoing promotion prod-" in check.stdout, check.tail()
+    assert check.changed > 0, "check mode reported nothing to undo\n" + check.tail()
+
+
+def test_rollback_succeeds(rolled_back, sandbox):
+    run = rolled_back["run"]
+    assert run.rc == 0 and run.failed == 0, run.tail()
+    assert invalidation_count(sandbox) > rolled_back["invalidations_before"]
+
+
+def test_rollback_restores_what_production_showed_before_the_promotion(promoted, rolled_back):
+    after = prod_snapshot(promoted["apps"]["prod"].client(promoted["tokens"]["prod"]), promoted["prod_thumbnails"])
+    before = promoted["prod_before"]
+    for part in ("collections", "users", "roles", "policies", "access", "permissions", "folders", "settings"):
+        assert after[part] == before[part], part
+    assert after["files"] == before["files"]
+    missing = sorted(name for name in before["assets"] if after["assets"].get(name) != before["assets"][name])
+    assert missing == [], "assets (or thumbnails) that differ from before the promotion: %s" % missing
+
+
+def test_rollback_keeps_production_sessions_and_access(promoted, rolled_back):
+    prod = promoted["apps"]["prod"]
+    refreshed = DirectusClient(prod.url).raw(
+        "POST", "/auth/refresh", json_body={"refresh_token": rolled_back["editor_refresh"], "mode": "json"}, auth=False)
+    assert refreshed.status == 200, refreshed.body[:300]
+    editor = prod.client().login(EDITOR, promoted["editor_password"])
+    assert editor.get("/permissions/me") == promoted["editor_permissions_before"]
+    admin = prod.admin()
+    assert admin.get("/users/me", params={"fields": "email,role.name"}) == {
+        "email": ADMINS["prod"], "role": {"name": "Administrator"}}
+
+
+def test_prod_api_never_failed_during_the_rollback(rolled_back):
+    prober = rolled_back["prober"]
+    assert prober.requests > 10, "the prober barely ran (%d requests)" % prober.requests
+    assert prober.failures == [], "production's API failed during the rollback: %s" % prober.failures[:20]
+    assert rolled_back["log_errors"] == [], "production's Directus logged errors during the rollback"
+
+
+def test_the_rollback_report(promoted, rolled_back):
+    done = reports(promoted["work"])[("rollback", False)]
+    assert [r["result"] for r in done] == ["changed", "failed"]  # the rollback, then the refused second one
+    undone = reports(promoted["work"])[("promote", False)][0]
+    assert done[0]["rollback_of"]["promotion_run_id"] == undone["run_id"]
+    phases = {p["name"]: p for p in done[0]["phases"]}
+    assert phases["assets_restore"]["counts"]["restored"] >= 2 and phases["assets_remove"]["counts"]["removed"] > 0
+    assert reports(promoted["work"])[("rollback", True)][0]["result"] == "check mode"
+
+
+def test_a_second_rollback_has_nothing_to_undo_and_refuses(rolled_back, sandbox):
+    again = rolled_back["again"]
+    assert again.rc != 0
+    assert "Rollback refused (prod): nothing to roll back" in again.stdout, again.tail()
+    assert rolled_back["after_again"] == rolled_back["before_again"]

@@ -79,14 +79,22 @@ def playbook_env(sandbox, extra=None):
     return env
 
 
-def run_playbook(inventories, extra_vars, *args, env=None, timeout=900):
-    cmd = [ANSIBLE_PLAYBOOK, "playbooks/promote.yml"]
+def run_playbook(inventories, extra_vars, *args, env=None, timeout=900, playbook="playbooks/promote.yml"):
+    cmd = [ANSIBLE_PLAYBOOK, playbook]
     for inv in inventories:
         cmd += ["-i", str(inv)]
     cmd += ["-e", json.dumps(extra_vars)] + list(args)
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     return Run(proc, time.monotonic() - started)
+
+
+TRASH = "_directus_promote_trash/"  # the role's default trash location, inside production's own bucket
+
+
+def served(listing):
+    """A bucket listing without the trash (what Directus may serve)."""
+    return {k: v for k, v in listing.items() if not k.startswith(TRASH)}
 
 
 def invalidations(cf, distribution_id):
@@ -354,8 +362,10 @@ def test_production_users_sessions_and_settings_untouched(promoted):
 
 def test_assets_mirrored_without_a_dangling_moment(sandbox, promoted):
     probes = set(HEALTH_PROBE_KEYS.values())
-    assert ({k: v for k, v in promoted["after_first"]["bucket"].items() if k not in probes}
+    assert ({k: v for k, v in served(promoted["after_first"]["bucket"]).items() if k not in probes}
             == {k: v for k, v in promoted["staging_objects"].items() if k not in probes})
+    # what the promotion overwrote or pruned is kept in its trash
+    assert any(k.startswith(TRASH) for k in promoted["after_first"]["bucket"])
     prober = promoted["prober"]
     assert prober.rounds > 0
     assert prober.missing == []
@@ -596,8 +606,8 @@ def test_a_first_promotion_onto_a_young_production_passes_the_deletion_guard(san
                        "--tags", "preflight,assets_copy,assets_prune", env=world["env"])
     assert run.rc == 0, run.out[-6000:]
     assert "assets: 21 to copy, 0 to update, 2 to delete, 1 unchanged" in run.out, run.out[-6000:]
-    assert fx.bucket_listing(s3, buckets["prod"]) == fx.bucket_listing(s3, buckets["staging"])
-    assert len(fx.bucket_listing(s3, buckets["prod"])) == 22
+    assert served(fx.bucket_listing(s3, buckets["prod"])) == fx.bucket_listing(s3, buckets["staging"])
+    assert len(served(fx.bucket_listing(s3, buckets["prod"]))) == 22
 
 
 @pytest.mark.parametrize("phase", ["preflight", "assets_prune"])
@@ -634,6 +644,61 @@ def test_an_empty_source_is_refused_in_check_mode_naming_the_role_variable(sandb
             "100, or set promote_s3_force_delete=true)") in run.out, run.out[-6000:]
     assert not BARE_GUARD_OPTION.search(run.out), BARE_GUARD_OPTION.search(run.out)
     assert len(fx.bucket_listing(s3, buckets["prod"])) == 3
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def bucket_contents(s3, bucket):
+    """{key: bytes} of what Directus may serve (the trash left out)."""
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            for key in fx.bucket_listing(s3, bucket) if not key.startswith(TRASH)}
+
+
+def test_rollback_undoes_the_newest_promotion_assets_first(sandbox, world, tmp_path):
+    """A promotion that adds, overwrites and prunes objects and swaps tables; then playbooks/rollback.yml."""
+    s3 = world["s3"]
+    staging_keys = directus_keys(4, 2)
+    inventory, buckets = own_buckets(sandbox, tmp_path, staging_keys,
+                                     staging_keys[:2] + ["eeeeeeee-own.jpg", "eeeeeeee-own__a1b2.jpg"])
+    s3.put_object(Bucket=buckets["prod"], Key=staging_keys[0], Body=b"production's own bytes")  # to be overwritten
+    conn = sandbox.staging.connect()
+    try:
+        fx.staging_edit(conn, DB, seed=SEED + 7)  # something new for the database to promote
+    finally:
+        conn.close()
+    inventories = world["inventories"] + [inventory]
+    state = str(tmp_path / "state")
+    prod_assets = bucket_contents(s3, buckets["prod"])
+    prod_db = snapshot(sandbox, world)
+
+    promote = run_playbook(inventories, dict(world["vars"], promote_state_dir=state), env=world["env"])
+    assert promote.rc == 0, promote.out[-6000:]
+    assert bucket_contents(s3, buckets["prod"]) == bucket_contents(s3, buckets["staging"])
+    assert snapshot(sandbox, world)["checksums"] != prod_db["checksums"]
+
+    rollback_vars = {"target": "prod", "promote_state_dir": state, "promote_verify_health_delay": 1}
+    promoted_state = (bucket_contents(s3, buckets["prod"]), fx.bucket_listing(s3, buckets["prod"]),
+                      snapshot(sandbox, world)["checksums"])
+    check = run_playbook(inventories, rollback_vars, "--check", env=world["env"], playbook="playbooks/rollback.yml")
+    assert check.rc == 0, check.out[-6000:]
+    assert (bucket_contents(s3, buckets["prod"]), fx.bucket_listing(s3, buckets["prod"]),
+            snapshot(sandbox, world)["checksums"]) == promoted_state
+    assert "Undoing promotion prod-" in check.out
+
+    rollback = run_playbook(inventories, rollback_vars, env=world["env"], playbook="playbooks/rollback.yml")
+    assert rollback.rc == 0, rollback.out[-8000:]
+    assert bucket_contents(s3, buckets["prod"]) == prod_assets
+    after = snapshot(sandbox, world)
+    assert after["checksums"] == prod_db["checksums"]
+    assert after["users"] == prod_db["users"]
+    # assets first: the restore ran before the swap, the removal after it
+    tasks = [line for line in rollback.out.splitlines() if line.startswith("TASK [")]
+    order = [next(i for i, t in enumerate(tasks) if name in t) for name in (
+        "Put back the assets the promotion deleted or overwrote", "Swap the database backup back in",
+        "Remove the assets the promotion added")]
+    assert order == sorted(order), tasks
+    assert sandbox.aws.secret_key not in rollback.out
 
 
 # --------------------------------------------------------------------------- validation errors

@@ -170,6 +170,19 @@ def test_restore_puts_back_saved_objects_and_removes_added_ones_still_holding_th
     assert plan.in_place == [] and plan.changed()
 
 
+def test_a_restore_in_two_steps_puts_back_first_and_removes_last():
+    """A rollback: scope=saved, its database swap, then scope=added; together what scope=all does."""
+    current = {"over": (4, "o2", None), "multi": (9, "big-3", "m2"), "edited": (5, "someone-else", None), "deleted": None,
+               "new": (2, "n1", None), "new2": None, "mine-later": (1, "other", None)}
+    saved = tp.plan_restore(restore_record(), current, "saved")
+    assert [entry["key"] for entry in saved.restore] == ["deleted", "multi", "over"]
+    assert saved.remove == [] and saved.gone == [] and saved.changed_since == ["edited"]
+    added = tp.plan_restore(restore_record(), current, "added")
+    assert added.restore == [] and added.remove == [("new", "n1")] and added.changed_since == ["mine-later"]
+    everything = tp.plan_restore(restore_record(), current, "all")
+    assert (everything.restore, everything.remove) == (saved.restore, added.remove)
+
+
 def test_a_second_restore_changes_nothing():
     current = {"over": (3, "old", None), "multi": (9, "md5", None), "edited": (3, "old", None), "deleted": (1, "d", None),
                "new": None, "new2": None, "mine-later": None}

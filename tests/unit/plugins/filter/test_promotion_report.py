@@ -112,9 +112,9 @@ def test_an_unchanged_promotion_and_a_partial_one():
 def test_a_rollback_report():
     run = {"kind": "rollback", "run_id": "prod-rollback-1", "source": "", "target": "prod", "check_mode": False,
            "marks": marks("validate", "assets_restore", "database", "assets_remove", "cdn", "cache", "verify", "summary"),
-           "results": {"assets_restore": {"changed": True, "counts": {"restored": 2, "removed": 0}},
+           "results": {"assets_restore": {"changed": True, "restored": 2, "removed": 0},
                        "database": {"changed": True, "changed_tables": ["a"], "rollback_of": {"backup_schema": "d__b"}},
-                       "assets_remove": {"changed": True, "counts": {"restored": 0, "removed": 5}},
+                       "assets_remove": {"changed": True, "restored": 0, "removed": 5, "changed_since": ["x"]},
                        "cdn": None, "health": {"json": {"status": "ok"}}, "verify_restore": {"changed": False}},
            "settings": {"distribution": False, "target_directus": False}}
     report = promotion_report(run)
@@ -122,7 +122,7 @@ def test_a_rollback_report():
         ("validate", "ok", "undo the newest promotion of prod, run id prod-rollback-1"),
         ("assets_restore", "changed", "2 put back, 0 removed"),
         ("database", "changed", "1 table(s) changed, backup d__b swapped back in"),
-        ("assets_remove", "changed", "0 put back, 5 removed"),
+        ("assets_remove", "changed", "0 put back, 5 removed, 1 changed since (left alone)"),
         ("cdn", "skipped", "no directus_cloudfront_distribution_id on prod"),
         ("cache", "skipped", "no directus_url/directus_admin_token on prod"),
         ("verify", "ok", "health ok, asset restore complete")]
