@@ -56,11 +56,11 @@ def recycle_tables(copy):
     chosen = {}
     candidates = [n for n in sorted(plan.swap_in) if plan.actions[n] == "replace" and n in donor_tables
                   and plan.src_est.get(n, 0) >= int(run.params["recycle_min_rows"])]
-    run.progress.start("comparing rows with the backup %s" % donor, sum(plan.src_est[n] for n in candidates), "rows",
+    run.progress.start("comparing rows with the backup %s" % donor, sum(plan.src_est.get(n, 0) for n in candidates), "rows",
                        detail="0/%d tables" % len(candidates))
     for name in sorted(plan.swap_in):
         if name in candidates:
-            run.progress.update(done=sum(plan.src_est[n] for n in candidates[:candidates.index(name)]),
+            run.progress.update(done=sum(plan.src_est.get(n, 0) for n in candidates[:candidates.index(name)]),
                                 detail="%d/%d tables" % (candidates.index(name), len(candidates)))
         if (plan.actions[name] != "replace" or name not in donor_tables or name in pinned or name in remapped
                 or plan.src_est.get(name, 0) < int(run.params["recycle_min_rows"])
