@@ -32,7 +32,7 @@ def test_one_line_at_most_every_interval_and_only_while_a_phase_runs():
     assert not watcher.tick()          # the first line comes one interval after the start
     clock.now += 0.1
     assert watcher.tick() and lines == ["s3_mirror: copying objects: 5/10 objects (50%), 0.5 objects/s, 10s elapsed, ETA 10s"]
-    for _ in range(39):
+    for _tick in range(39):
         clock.now += 0.25
         watcher.tick()
     assert len(lines) == 1             # 9.75 s later: still one line

@@ -62,10 +62,10 @@ def test_advance_from_many_threads_counts_everything(tmp_path):
     reporter.start("deleting objects", 8000, "objects")
 
     def work():
-        for _ in range(1000):
+        for _number in range(1000):
             reporter.advance(1, 3)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work) for _number in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
