@@ -164,7 +164,7 @@ def test_the_result_is_the_same_with_and_without_progress(sandbox, tmp_path):
             "name": "Mirror with progress interval %s" % interval,
             "casper.directus_promote.s3_mirror": {
                 "source_bucket": source, "target_bucket": target, "mode": "copy", "endpoint_url": sandbox.aws.endpoint_url,
-                "access_key": sandbox.aws.access_key, "secret_key": sandbox.aws.secret_key, "region": "us-east-1",
+                "access_key": sandbox.aws.access_key, "secret_key": sandbox.aws.secret_key, "region": sandbox.aws.region,
                 "progress_interval": interval, "direct_requests": False},
             "register": "mirrored",
         }, {
@@ -227,3 +227,27 @@ def test_recycling_and_verification_write_their_progress(sandbox, run_module, tm
     assert verified["phase"] == "verifying the shadow tables" and verified["active"] is False, verified
     assert verified["done"] == verified["total"] > 0 and verified["bytes_done"] == verified["bytes_total"] > 0
     assert result["invocation"]["module_args"]["progress_file"] == str(path)   # run without the action plugin
+
+
+def test_asset_copy_and_prune_write_their_progress(sandbox, run_module, tmp_path):
+    """s3_mirror's last snapshot of a copy and of a prune: every object and byte counted, the phase ended."""
+    s3 = sandbox.aws.client("s3")
+    source, target = ("progress-%s-%s" % (side, uuid.uuid4().hex[:8]) for side in ("src", "dst"))
+    for bucket in (source, target):
+        s3.create_bucket(Bucket=bucket)
+    put_bulk_objects(s3, source, 40)
+    put_bulk_objects(s3, target, 25, prefix="stale/")
+    args = dict(source_bucket=source, target_bucket=target, endpoint_url=sandbox.aws.endpoint_url,
+                access_key=sandbox.aws.access_key, secret_key=sandbox.aws.secret_key, region=sandbox.aws.region,
+                max_delete_percent=100)
+    path = tmp_path / "progress.json"
+    copy = run_module("s3_mirror", dict(args, mode="copy", progress_file=str(path)))
+    assert copy["counts"]["copied"] == 40, copy.get("msg")
+    copied = json.loads(path.read_text())
+    assert (copied["phase"], copied["unit"], copied["active"]) == ("copying objects", "objects", False)
+    assert copied["done"] == copied["total"] == 40
+    assert copied["bytes_done"] == copied["bytes_total"] == copy["counts"]["bytes_copied"] > 0
+    prune = run_module("s3_mirror", dict(args, mode="prune", progress_file=str(path)))
+    assert prune["counts"]["deleted"] == 25, prune.get("msg")
+    pruned = json.loads(path.read_text())
+    assert (pruned["phase"], pruned["active"], pruned["done"], pruned["total"]) == ("deleting objects", False, 25, 25)
