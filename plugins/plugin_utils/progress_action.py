@@ -120,7 +120,10 @@ class ProgressAction(ActionBase):
             workdir = tempfile.mkdtemp(prefix="directus-promote-progress-")
             path = os.path.join(workdir, "progress.json")
             args = dict(self._task.args, progress_file=path)
-            watcher = Watcher(path, interval_of(self._task.args), self._task.action.rpartition(".")[2])
+            name = self._task.action.rpartition(".")[2]
+            if len((task_vars or {}).get("ansible_play_hosts_all") or ()) > 1:
+                name = "[%s] %s" % (task_vars.get("inventory_hostname"), name)   # whose progress, among several
+            watcher = Watcher(path, interval_of(self._task.args), name)
             watcher.start()
             try:
                 module_result = self._execute_module(module_args=args, task_vars=task_vars)
