@@ -45,12 +45,11 @@ class Watcher:
     and ``stop`` run it in a thread of the worker process, whose display goes to the controller's
     output (and, under ansible-runner, becomes a ``verbose`` job event)."""
 
-    def __init__(self, path, interval, name, emit=display.display, read=read_snapshot, clock=time.monotonic,
-                 wall=time.time):
+    def __init__(self, path, interval, name, emit=None, read=read_snapshot, clock=time.monotonic, wall=time.time):
         self.path = path
         self.interval = interval
         self.name = name
-        self.emit = emit
+        self.emit = emit or display.display
         self.read = read
         self.clock = clock
         self.wall = wall
