@@ -145,6 +145,12 @@ def test_line_without_total_detail_and_bytes_only():
         "copying tables into the shadow schema: 512 B/1.0 KiB (50%), 512 B/s, 1s elapsed, ETA 1s")
 
 
+def test_a_phase_without_counts_shows_what_runs_and_for_how_long():
+    snap = snapshot(phase="computing the checksums of 31 table(s) on both sides", unit=None)
+    assert p.progress_line(snap, 1042.0, "directus_db_replicate") == (
+        "directus_db_replicate: computing the checksums of 31 table(s) on both sides: 42s elapsed")
+
+
 def test_no_rate_nor_eta_before_anything_is_done_and_done_past_an_estimate_stays_at_100_percent():
     assert p.progress_line(snapshot(total=10), 1000.0) == "copying tables into the shadow schema: 0/10 rows (0%), 0s elapsed"
     assert "(100%)" in p.progress_line(snapshot(done=12, total=10), 1006.0)
