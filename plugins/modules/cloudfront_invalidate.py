@@ -99,6 +99,7 @@ options:
     default: 600
 extends_documentation_fragment:
   - casper.directus_promote.aws
+  - casper.directus_promote.progress
 attributes:
   check_mode:
     support: full
@@ -220,6 +221,11 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.cloudfront
     same_paths,
     status_is,
 )
+from ansible_collections.casper.directus_promote.plugins.module_utils.progress import (
+    Reporter,
+    progress_argument_spec,
+    reporter,
+)
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -302,8 +308,9 @@ class Invalidator:
     """
 
     def __init__(self, client, distribution_id, timeout, sleep=time.sleep, monotonic=time.monotonic,
-                 now=_utcnow, scan_limit=SCAN_LIMIT, workers=SCAN_WORKERS, jitter=True):
+                 now=_utcnow, scan_limit=SCAN_LIMIT, workers=SCAN_WORKERS, jitter=True, progress=None):
         self.client = client
+        self.progress = progress or Reporter()
         self.distribution_id = distribution_id
         self.sleep = sleep
         self.monotonic = monotonic
@@ -412,6 +419,8 @@ class Invalidator:
         """Poll every not yet completed invalidation until completed or the deadline."""
         delays = backoff_delays(initial=2.0, maximum=20.0)
         pending = [s for s in summaries if not status_is(s["status"], "completed")]
+        self.progress.start("waiting for invalidation%s %s to complete" % ("" if len(pending) == 1 else "s", ", ".join(
+            str(s["id"]) for s in pending)), len(pending), "invalidations", detail="wait_timeout %d s" % self.timeout)
         while pending:
             still = []
             for summary in pending:
@@ -426,11 +435,14 @@ class Invalidator:
                 if not status_is(summary["status"], "completed"):
                     still.append(summary)
             pending = still
+            self.progress.update(done=len(summaries) - len(pending), detail="status %s, wait_timeout %d s" % (
+                ", ".join(sorted(set(str(s["status"]) for s in pending))) or "Completed", self.timeout))
             if pending and not self._pause(next(delays)):
                 raise InvalidationError(
                     "Timed out after %d s (wait_timeout) waiting for invalidation%s %s to complete (status %s)"
                     % (self.timeout, "" if len(pending) == 1 else "s", ", ".join(s["id"] for s in pending),
                        ", ".join(sorted(set(str(s["status"]) for s in pending)))), summaries)
+        self.progress.finish()
         return summaries
 
     # -- the whole run ---------------------------------------------------------------------
@@ -494,6 +506,7 @@ def argument_spec():
         wait_timeout=dict(type="int", default=600),
     )
     spec.update(aws_connection_argument_spec())
+    spec.update(progress_argument_spec())
     return spec
 
 
@@ -541,7 +554,7 @@ def main():
     try:
         distribution_id = params["distribution_id"] or find_distribution(client, params["alias"])
         result["distribution_id"] = distribution_id
-        invalidator = Invalidator(client, distribution_id, params["wait_timeout"])
+        invalidator = Invalidator(client, distribution_id, params["wait_timeout"], progress=reporter(params))
         summaries, changed = invalidator.run(plan["batches"], check_mode=module.check_mode, wait=params["wait"])
     except InvalidationError as exc:
         result["invalidations"] = exc.invalidations

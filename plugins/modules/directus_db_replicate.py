@@ -42,6 +42,7 @@ requirements:
   - MariaDB 10.3+ or MySQL 8.0+ on both sides, InnoDB tables
 extends_documentation_fragment:
   - casper.directus_promote.mysql
+  - casper.directus_promote.progress
 options:
   keep_tables:
     description:
@@ -422,13 +423,14 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.mysql impo
     friendly_error,
     mysql_connection_options,
 )
+from ansible_collections.casper.directus_promote.plugins.module_utils.progress import progress_argument_spec
 
 if HAS_PYMYSQL:
     import pymysql
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         source=dict(type="dict", options=mysql_connection_options()),
         target=dict(type="dict", required=True, options=mysql_connection_options()),
         keep_tables=dict(type="list", elements="str", default=list(rules.DEFAULT_KEEP_TABLES)),
@@ -451,6 +453,8 @@ def argument_spec():
         promotion_run_id=dict(type="str"),
         keep_referenced_files=dict(type="bool", default=True),
     )
+    spec.update(progress_argument_spec())
+    return spec
 
 
 def invalid_values(params):

@@ -36,6 +36,7 @@ author:
 extends_documentation_fragment:
   - casper.directus_promote.aws
   - casper.directus_promote.aws.source
+  - casper.directus_promote.progress
 attributes:
   check_mode:
     support: full
@@ -552,6 +553,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     http_status,
     is_denied,
 )
+from ansible_collections.casper.directus_promote.plugins.module_utils.progress import progress_argument_spec, reporter
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_direct import DirectCopy
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash import (
     MIRROR_MODES,
@@ -638,6 +640,7 @@ class Runner:
         self.copied_keys = []
         self.deleted_keys = []
         self.limit = params["max_keys_returned"]
+        self.progress = reporter(params)
 
     # ------------------------------------------------------------ scheduling
 
@@ -668,6 +671,7 @@ class Runner:
                     follow = future.result()
                     if follow:
                         ready.extend(follow)
+        self.progress.finish()
 
     def fail(self, key, exc):
         message = aws_error_message(exc) if isinstance(exc, (BotoCoreError, ClientError)) else str(exc)
@@ -683,10 +687,12 @@ class Runner:
             self.bytes_copied += size
             if len(self.copied_keys) < self.limit:
                 self.copied_keys.append(self.target_prefix + rel)
+        self.progress.advance(1, size)
 
     # ------------------------------------------------------------ copies
 
     def copy_jobs(self, entries):
+        self.progress.start("copying objects", len(entries), "objects", entries.total_size())
         for rel, size, etag, flag in entries:
             yield self._object_job(rel, size, etag, flag)
 
@@ -834,6 +840,7 @@ class Runner:
     # ------------------------------------------------------------ deletes
 
     def delete_jobs(self, entries):
+        self.progress.start("deleting objects", len(entries), "objects")
         batch = []
         for rel, _size, _etag, _flag in entries:
             batch.append(self.target_prefix + rel)
@@ -861,6 +868,7 @@ class Runner:
                         self.deleted += 1
                         if len(self.deleted_keys) < self.limit:
                             self.deleted_keys.append(key)
+            self.progress.advance(len(keys))
             return None
         return job
 
@@ -967,6 +975,7 @@ def argument_spec():
     spec.update(trash_argument_spec())
     spec.update(aws_connection_argument_spec())
     spec.update(aws_connection_argument_spec(prefix="source_"))
+    spec.update(progress_argument_spec())
     return spec
 
 

@@ -20,8 +20,10 @@ Directus itself is a recording stub here (the real one runs in tests/e2e).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +46,10 @@ DB = "directus"
 SEED = 11
 FILES = 8
 VAULT_PROMPT = r"Vault password:\s*?$"  # AWX RunJob.get_password_prompts
+# a table big enough that copying it lasts a few seconds: the job shows its progress (docs/progress.md)
+BULK_ROWS = 200_000
+PROGRESS = re.compile(r"^directus_db_replicate: copying tables into the shadow schema(?: \([^)]*\))?: "
+                      r"[\d,]+/[\d,]+ rows \(\d+%\), .*\d+s elapsed")
 SECRET_SETTINGS = ("directus_aws_access_key", "directus_aws_secret_key", "directus_aws_session_token",
                    "directus_admin_token")
 
@@ -142,7 +148,7 @@ def launch(job, extra_vars=None, check=False):
     script = awx_inventory_script(job["inventory_dir"], pdd, job["clean_env"])
     extravars = dict(survey_defaults())
     extravars.update({"promote_state_dir": str(job["tmp"] / "state"), "promote_verify_health_delay": 1,
-                      "promote_s3_max_delete_percent": 100})
+                      "promote_s3_max_delete_percent": 100, "promote_progress_interval": 1})
     extravars.update(extra_vars or {})
     cmdline = "--ask-vault-pass" + (" --check --diff" if check else "")
     result = ansible_runner.run(
@@ -161,6 +167,15 @@ def awx(sandbox, tmp_path_factory, monkeypatch_module):
     for name in [k for k in os.environ if k.startswith(("AWS_", "ANSIBLE_"))]:
         monkeypatch_module.delenv(name)  # only what the job template injects may reach the job
     fx.build_environments(sandbox, DB, seed=SEED, content_rows=150, files=FILES)
+    conn = sandbox.staging.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE %s.bulk_rows (id INT PRIMARY KEY, label VARCHAR(64), body VARCHAR(255))" % DB)
+            cur.execute("INSERT INTO %s.bulk_rows SELECT seq, CONCAT('row ', seq), REPEAT('x', 200) FROM %s.seq_1_to_%d"
+                        % (DB, DB, BULK_ROWS))
+        conn.commit()
+    finally:
+        conn.close()
 
     # The credential's inputs: each side its own (emulated) AWS account keys and Directus token.
     inputs = {
@@ -311,3 +326,19 @@ def test_job_artifact_holds_the_promotion_report(awx):
     text = json.dumps(reports)
     for secret in awx["secrets"]:
         assert secret not in text
+
+
+def test_job_events_show_the_progress_of_the_database_copy(awx):
+    """What AWX shows while the job runs: the module's progress lines, as job events of the running task."""
+    events = awx["first"]["events"]
+    tasks = {e["uuid"]: e["event_data"].get("task") for e in events if e["event"] == "playbook_on_task_start"}
+    shown = [e for e in events if PROGRESS.match(e.get("stdout", ""))]
+    assert len(shown) >= 2, "no progress line among the job's events:\n%s" % _explain(awx["first"])
+    for event in shown:
+        assert event["event"] == "verbose", event
+        assert tasks.get(event.get("parent_uuid")) == "Replicate the database onto the target", event
+    # one line at most every promote_progress_interval (1 s) of the job
+    created = sorted(datetime.datetime.fromisoformat(event["created"]) for event in shown)
+    gaps = [(b - a).total_seconds() for a, b in zip(created, created[1:])]
+    assert min(gaps) > 0.5, gaps
+    assert not [e for e in awx["second"]["events"] if PROGRESS.match(e.get("stdout", ""))]  # nothing to copy

@@ -355,3 +355,31 @@ def test_diff_lists_paths_existing_on_both_sides():
     diff = mod.diff_text(batches, summaries)
     assert diff["before"] == "# invalidation I1 (r-1)\n/a\n/b\n"
     assert diff["after"] == "# invalidation I1 (r-1)\n/a\n/b\n# invalidation (new) (r-2)\n/c\n"
+
+
+def test_waiting_reports_its_progress(client, clock, tmp_path):
+    """What the action plugin shows during wait=true: which invalidation, its last status, done of total."""
+    from ansible_collections.casper.directus_promote.plugins.module_utils.progress import Reporter
+
+    class Recording(Reporter):
+        def _write(self):
+            super()._write()
+            self.seen = getattr(self, "seen", []) + [self.snapshot()]
+
+    plan = plan_for(["/index.html"])
+    ref, paths = plan["batches"][0]["caller_reference"], plan["batches"][0]["paths"]
+    expect_list(client, [])
+    expect_create(client, invalidation("I1", ref, paths))
+    expect_get(client, invalidation("I1", ref, paths, "InProgress"))
+    expect_get(client, invalidation("I1", ref, paths, "InProgress"))
+    expect_get(client, invalidation("I1", ref, paths, "Completed"))
+    progress = Recording(str(tmp_path / "progress.json"), clock=clock.monotonic, wall=clock.monotonic)
+    inv = mod.Invalidator(client, DIST, 600, sleep=clock.sleep, monotonic=clock.monotonic, now=lambda: NOW,
+                          workers=1, jitter=False, progress=progress)
+    inv.run(plan["batches"], wait=True)
+    seen = [(s["phase"], s["done"], s["total"], s["detail"], s["active"]) for s in progress.seen]
+    phase = "waiting for invalidation I1 to complete"
+    assert seen == [(phase, 0, 1, "wait_timeout 600 s", True),   # (the first poll, at once: not written again)
+                    (phase, 0, 1, "status InProgress, wait_timeout 600 s", True),   # 2 s later
+                    (phase, 1, 1, "status Completed, wait_timeout 600 s", True),
+                    (phase, 1, 1, "status Completed, wait_timeout 600 s", False)]

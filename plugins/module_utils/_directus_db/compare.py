@@ -104,6 +104,8 @@ def checksums(run, plan, probes, snap_thread, replace, st):
     recorded ones stand in for CHECKSUM TABLE only where MariaDB proves the table unchanged."""
     reuse_on = bool(run.params["reuse_checksums"]) and plan.comparable and any(n in st for n in replace)
     reasons, tgt_reasons, tgt_ck, side = {}, {}, {}, {}
+    # one CHECKSUM TABLE for many tables: no count to show, but what runs and for how long
+    run.progress.start("computing the checksums of %d table(s) on both sides" % len(replace), unit=None)
 
     def target_side():
         try:
@@ -151,6 +153,7 @@ def checksums(run, plan, probes, snap_thread, replace, st):
     plan.src_est = {n: rows for n, (rows, _b) in sizes.items()}
     plan.src_bytes = {n: size for n, (_r, size) in sizes.items()}
     thread.join()
+    run.progress.finish()
     if "error" in side:
         raise side["error"]
     plan.tgt_est = side.get("estimates", {})

@@ -156,6 +156,7 @@ class ShadowCopy:
         order = sorted((n for n in plan.swap_in if n not in self.recycled), key=lambda n: (plan.src_bytes.get(n, 0), n))
         fault_point("copy")
         self.copy_tables(order)
+        self.run.progress.finish()
         scans = self.verify()
         self.transform()
         self.keep_target_files()
@@ -175,6 +176,9 @@ class ShadowCopy:
         Row literals are built by the source server and checked here; a table whose rows are too
         long for that is re-read with client-side literals.
         """
+        # rows: InnoDB's estimates, replaced by each table's real count once it is read
+        self._rows_total = sum(self.plan.src_est.get(n, 0) for n in names)
+        self.run.progress.start("copying tables into the shadow schema", self._rows_total, "rows")
         pool = queue.Queue()
         for _i in range(COPY_WRITERS):
             pool.put(self.open_loader())
@@ -195,7 +199,10 @@ class ShadowCopy:
                     helper.start()
                     threads.append(helper)
                 try:
+                    self.run.progress.update(detail="reading table %d of %d: %s" % (index + 1, len(names), name))
                     self._read_table(name, work, errors)
+                    self._rows_total += self.copied[name] - self.plan.src_est.get(name, 0)
+                    self.run.progress.update(total=max(self._rows_total, 1))
                 except BaseException as exc:
                     errors.append((name, exc))  # the writers skip what is still queued
                     raise
@@ -235,8 +242,9 @@ class ShadowCopy:
                         if item is RESTART:
                             cur.execute("TRUNCATE TABLE %s" % qualified(self.shadow, name))
                             continue
-                        cur.execute(item)
+                        cur.execute(item[0])
                         statements += 1
+                        self.run.progress.advance(item[1])  # rows inserted, as they are
                     except Exception as exc:  # noqa: BLE001 - handed to the reading thread
                         errors.append((name, exc))
                         failed = True
@@ -278,7 +286,7 @@ class ShadowCopy:
                 for stmt, count in insert_batches(stream_rows(cur), prefix, encoder, self.batch):
                     if errors:
                         break
-                    work.put(stmt)
+                    work.put((stmt, count))
                     total += count
                 cur.close()
             except pymysql.err.MySQLError as exc:
@@ -290,6 +298,7 @@ class ShadowCopy:
                 work.join()
                 work.put(RESTART)
                 work.join()
+                run.progress.advance(-total)
                 run.commands.append("%s: rows too long for server-side literals, copied with client-side ones" % name)
                 continue
             self.copied[name] = total
@@ -365,6 +374,8 @@ class ShadowCopy:
         work = queue.Queue()
         for key in sorted(scans, key=lambda k: (-plan.src_bytes.get(k[1], 0), k)):
             work.put(key)
+        self.run.progress.start("verifying the shadow tables", len(scans), "scans",
+                                sum(plan.src_bytes.get(key[1], 0) for key in scans) or None)
         results, errors = {}, []
 
         def scan():
@@ -382,6 +393,7 @@ class ShadowCopy:
                         results[key] = (int(row[0]), int(row[1]))
                     else:
                         results[key] = None if row[1] is None else str(row[1])
+                    self.run.progress.advance(1, plan.src_bytes.get(key[1], 0))
             except Exception as exc:  # noqa: BLE001 - re-raised below
                 errors.append(exc)
 
@@ -390,6 +402,7 @@ class ShadowCopy:
             thread.start()
         for thread in threads:
             thread.join()
+        self.run.progress.finish()
         if errors:
             raise errors[0]
         return results

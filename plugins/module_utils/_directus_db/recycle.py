@@ -54,7 +54,14 @@ def recycle_tables(copy):
     # rows rewritten after loading would not compare with the source's
     remapped = {t for t, _c in plan.role_cols + plan.policy_cols}
     chosen = {}
+    candidates = [n for n in sorted(plan.swap_in) if plan.actions[n] == "replace" and n in donor_tables
+                  and plan.src_est.get(n, 0) >= int(run.params["recycle_min_rows"])]
+    run.progress.start("comparing rows with the backup %s" % donor, sum(plan.src_est.get(n, 0) for n in candidates), "rows",
+                       detail="0/%d tables" % len(candidates))
     for name in sorted(plan.swap_in):
+        if name in candidates:
+            run.progress.update(done=sum(plan.src_est.get(n, 0) for n in candidates[:candidates.index(name)]),
+                                detail="%d/%d tables" % (candidates.index(name), len(candidates)))
         if (plan.actions[name] != "replace" or name not in donor_tables or name in pinned or name in remapped
                 or plan.src_est.get(name, 0) < int(run.params["recycle_min_rows"])
                 or (name in user_tables and plan.user_map and name not in copy.inline)
@@ -64,6 +71,7 @@ def recycle_tables(copy):
         found = compare_rows(copy, donor, name)
         if found is not None:
             chosen[name] = found
+    run.progress.finish()
     if not chosen:
         return
     names = sorted(chosen)
@@ -203,6 +211,8 @@ def compare_rows(copy, donor, name):
                     return None
                 if lines:
                     stream[2](lines)
+                    if stream[1] is run.source:
+                        run.progress.advance(len(lines))
                 else:
                     streams.remove(stream)
     finally:

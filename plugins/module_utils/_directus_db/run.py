@@ -14,6 +14,7 @@ import time
 
 from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as rules
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import connect, quote_ident
+from ansible_collections.casper.directus_promote.plugins.module_utils.progress import reporter
 
 try:
     import pymysql
@@ -192,6 +193,7 @@ class Run:
         self.plan = None      # the promotion's Plan, once gathered
         self.journal = None   # this run's journal entry, once opened
         self.result = {"changed": False, "tables": [], "changed_tables": [], "backup_schema": None}
+        self.progress = reporter(params)  # live progress of the long phases (a no-op without progress_file)
 
     # ------------------------------------------------------------------ connections and statements
     def open(self, side, **kw):
