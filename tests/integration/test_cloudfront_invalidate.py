@@ -4,7 +4,7 @@ The emulator's invalidations are COMPLETED at once and it makes a new one for
 a reused CallerReference, so these tests show that the module itself finds a
 retried promotion's invalidation (no second one appears). AWS-only behaviour
 (InProgress polling, InvalidationBatchAlreadyExists, TooManyInvalidationsInProgress)
-is in tests/unit/test_cloudfront_invalidate_stubbed.py.
+is in tests/unit/plugins/modules/test_cloudfront_invalidate.py.
 """
 
 from __future__ import annotations

@@ -820,19 +820,3 @@ def playbook_env_plain():
     env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
     return env
-
-
-# --------------------------------------------------------------------------- molecule (last: it rebuilds the fixtures)
-
-def test_molecule_scenario_converges_idempotently(sandbox):
-    """extensions/molecule/default on the session's sandbox: converge, idempotence, verify."""
-    molecule = Path(sys.executable).parent / "molecule"  # pinned in tests/requirements.txt
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_", "MOLECULE_"))}
-    env.update(PROMOTE_SANDBOX_DIR=str(sandbox.base_dir), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
-    proc = subprocess.run([str(molecule), "test", "-s", "default"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=1100, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-8000:]
-    for step in ("converge", "idempotence", "verify"):
-        assert re.search(r"default\W+%s\W+Executed: Successful" % step, out), (step, out[-4000:])

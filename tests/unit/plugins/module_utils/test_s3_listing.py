@@ -88,7 +88,9 @@ def test_random_targets_are_listed_exactly_each_start_once(seed):
     assert got == sorted(set(target_keys))
     assert len(target.calls) == len(set(target.calls)) == listing.requests
     source_ends = max(0, target_pages(source_keys, page_size) - 1)
-    assert len(target.calls) <= target_pages(target_keys, page_size) + source_ends
+    # the target's pages, each source page end once, and at most one next link of each read-ahead answer (which
+    # one the chain uses depends on the order the answers arrive in: on a loaded machine, any order)
+    assert len(target.calls) <= target_pages(target_keys, page_size) + 2 * source_ends
 
 
 @pytest.mark.parametrize("page_size", [1, 3, 10])
