@@ -37,11 +37,16 @@ CONTENT = ("categories", "articles", "site_settings")
 # --------------------------------------------------------------------------- helpers
 
 def reset_environment(sandbox, env):
-    """An empty Directus database and an empty bucket (the session sandbox is shared with other tests)."""
+    """An empty Directus database and an empty bucket (the session sandbox is shared with other tests): also without
+    the backups, journal and lock that earlier tests' promotions left beside the database."""
     server = sandbox.server(env)
     conn = server.root_connect()
     try:
         with conn.cursor() as cur:
+            cur.execute("SHOW DATABASES")
+            for (name,) in cur.fetchall():
+                if name.startswith(server.database + "__"):
+                    cur.execute("DROP DATABASE `%s`" % name)
             cur.execute("DROP DATABASE IF EXISTS `%s`" % server.database)
             cur.execute("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % server.database)
     finally:
