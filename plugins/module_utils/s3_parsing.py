@@ -24,6 +24,7 @@ try:
 except ImportError:  # pragma: no cover - the modules report missing botocore
     ResponseParserFactory = RestXMLParser = object
 
+
 def fast_timestamp(value):
     """botocore's timestamp parser with a fast path for ISO 8601.
 

@@ -793,7 +793,7 @@ def test_the_delay_proxy_delays_and_passes_everything_through(sandbox, buckets):
         body = bytes(range(256)) * 8192  # 2 MiB: a body streamed after the delay
         client.put_object(Bucket=src, Key="big", Body=body)
         start = time.monotonic()
-        for _ in range(3):  # one connection, kept alive
+        for _round in range(3):  # one connection, kept alive
             assert client.get_object(Bucket=src, Key="big")["Body"].read() == body
         assert time.monotonic() - start >= 0.3
         assert client.head_object(Bucket=src, Key="big")["ContentLength"] == len(body)
