@@ -175,8 +175,8 @@ options:
     description:
       - botocore retry mode for transient errors (5xx, C(SlowDown), throttling, connection errors).
       - V(standard) backs off each failed request exponentially (with jitter) and retries it.
-      - V(adaptive) also slows down every request of the client after throttling; with many workers and occasional
-        C(SlowDown) answers that can take many times longer.
+      - V(adaptive) also slows down every request of the client after throttling, which with many workers and
+        occasional C(SlowDown) answers makes a run much longer.
     type: str
     choices: [adaptive, standard]
     default: standard
@@ -188,7 +188,7 @@ options:
     description:
       - Send the copy phase's most frequent request, a C(CopyObject) of an object up to O(multipart_threshold) that
         keeps its metadata and tags, as a plain HTTP request signed by the module (AWS Signature Version 4) instead of
-        through botocore's per-call machinery, which costs three to four times the CPU of the request itself.
+        through botocore's per-call machinery (docs/performance.md).
       - Saves client CPU only, which matters when the S3 server shares the machine's CPU; against a remote S3 the
         requests' round trips dominate.
       - The request is the one botocore sends. The first copy goes through botocore; once it succeeded, the module
@@ -367,8 +367,7 @@ diff:
 import gc
 
 # Run as a module (Ansible runs it as __main__), nothing imported or set up before the listings start is garbage:
-# the cyclic collector would only walk it, many times over while Ansible and botocore load (40 ms of a 0.2 s
-# start-up, with the S3 server idle). main() freezes what is loaded by then and turns the collector back on.
+# the cyclic collector would only walk it, many times over while Ansible and botocore load. main() freezes what is loaded by then and turns the collector back on.
 # Imported (tests, tools), it leaves the importing process's collector alone.
 if __name__ == "__main__":
     gc.disable()
@@ -884,7 +883,7 @@ def main():
 
     # What is loaded by now (Ansible, botocore and its service models) lives until the process ends. Frozen, the
     # cyclic garbage collector stops walking it on every full pass while listing pages are parsed, and once more
-    # at exit: a no-change run of 10,000 objects took 1.56 s instead of 1.84 (median of 10 alternating runs).
+    # at exit (docs/performance.md).
     gc.freeze()
     gc.enable()
     selected = key_filter(params["include"], params["exclude"])
