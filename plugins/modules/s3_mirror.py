@@ -367,7 +367,8 @@ diff:
 import gc
 
 # Run as a module (Ansible runs it as __main__), nothing imported or set up before the listings start is garbage:
-# the cyclic collector would only walk it, many times over while Ansible and botocore load. main() freezes what is loaded by then and turns the collector back on.
+# the cyclic collector would only walk it, many times over while Ansible and botocore load. main() freezes what
+# is loaded by then and turns the collector back on.
 # Imported (tests, tools), it leaves the importing process's collector alone.
 if __name__ == "__main__":
     gc.disable()
