@@ -9,6 +9,16 @@ to equal the source afterwards, and an extra, untimed re-run of each tool throug
 It also measures the peak extra RSS of planning a synthetic 1,000,000-object
 listing (generator-fed, no server) in a fresh interpreter.
 
+Latency mode (``--latency 20,50,100``, milliseconds): the local servers answer in well
+under a millisecond, S3 in tens of milliseconds, and then the wall time is set by how
+many requests a tool keeps in flight. Every request of every tool then goes through a
+pass-through (tests/sandbox/delay_proxy.py) that holds it for that long before
+forwarding it; the tools are otherwise unchanged (s3_mirror at its defaults unless
+``--workers``). ``--large 5x200`` adds a case of a few objects above the multipart
+threshold (count x MB). ``--slowdown 0.1`` adds, at ``--fault-latency``, a first run of
+``--fault-tools`` with that fraction of requests answered ``503 SlowDown``. Each timed
+run's peak RSS is taken with /usr/bin/time when it is there.
+
 Installs nothing. Set up once (from the repository root):
     python3 -m venv .bench && .bench/bin/pip install -r bench/requirements.txt
     .bench/bin/python bench/bench_s3.py            # add --help for options
@@ -41,7 +51,7 @@ ACCESS_KEY = "benchaccesskey"
 SECRET_KEY = "benchsecretkey0123456789"
 REGION = "us-east-1"
 MODULE = "ansible_collections.casper.directus_promote.plugins.modules.s3_mirror"
-TOOLS = ("s3_mirror", "aws", "s5cmd", "rclone")
+TOOLS = ("s3_mirror", "aws", "s5cmd", "rclone")  # also: s3_mirror_direct (s3_mirror with direct_requests=true)
 
 
 # ---------------------------------------------------------------- helpers
@@ -133,14 +143,18 @@ def populate(s3, bucket, count, min_kb, max_kb, seed):
     return sum(size for _key, size in specs)
 
 
-def tool_command(tool, endpoint, src, dst, workers):
+def tool_command(tool, endpoint, src, dst, workers=None):
     env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION,
                AWS_REGION=REGION, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
     stdin = None
-    if tool == "s3_mirror":
+    if tool in ("s3_mirror", "s3_mirror_direct"):
         args = dict(source_bucket=src, target_bucket=dst, endpoint_url=endpoint, access_key=ACCESS_KEY,
-                    secret_key=SECRET_KEY, region=REGION, workers=workers, force_delete=True,
+                    secret_key=SECRET_KEY, region=REGION, force_delete=True,
                     _ansible_check_mode=False, _ansible_diff=False)
+        if workers:
+            args["workers"] = workers
+        if tool == "s3_mirror_direct":  # the defaults, plus direct_requests
+            args["direct_requests"] = True
         stdin = json.dumps({"ANSIBLE_MODULE_ARGS": args})
         env["PYTHONPATH"] = str(REPO / "collections")
         cmd = [sys.executable, "-m", MODULE]
@@ -158,8 +172,18 @@ def tool_command(tool, endpoint, src, dst, workers):
     return cmd, env, stdin
 
 
-def run_tool(tool, endpoint, src, dst, workers):
+TIME = "/usr/bin/time"
+PEAK_RSS = {}  # tool: highest peak RSS (KB) of its timed runs
+
+
+def run_tool(tool, endpoint, src, dst, workers=None):
     cmd, env, stdin = tool_command(tool, endpoint, src, dst, workers)
+    rss_file = None
+    if os.path.exists(TIME):
+        # ru_maxrss of a child forked from this (bigger) process would start from this process's size
+        rss_file = tempfile.NamedTemporaryFile(prefix="bench-rss-", delete=False)  # noqa: SIM115
+        rss_file.close()
+        cmd = [TIME, "-f", "%M", "-o", rss_file.name] + cmd
     # A first run leaves 350-480 MB of the server's writes in the page cache, and the kernel writes them
     # back over the next 30 s, on the same two cores: flush them first, so that no timed run pays for the
     # writes of the run before it (a faster first run left more of them to its own re-run).
@@ -167,16 +191,22 @@ def run_tool(tool, endpoint, src, dst, workers):
     start = time.monotonic()
     proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, text=True, timeout=3600, check=False)
     elapsed = time.monotonic() - start
+    if rss_file:
+        try:
+            PEAK_RSS[tool] = max(PEAK_RSS.get(tool, 0), int(Path(rss_file.name).read_text().split()[-1]))
+        except (ValueError, IndexError):
+            pass
+        os.unlink(rss_file.name)
     if proc.returncode != 0:
         raise RuntimeError("%s failed (rc=%s): %s %s" % (tool, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
-    if tool == "s3_mirror":
+    if tool.startswith("s3_mirror"):
         result = json.loads(proc.stdout)
         if result.get("failed"):
             raise RuntimeError("s3_mirror failed: %s" % result.get("msg"))
     return elapsed
 
 
-def count_writes(tool, endpoint, src, dst, workers):
+def count_writes(tool, endpoint, src, dst, workers=None):
     from sandbox.proxy import RecordingProxy
 
     with RecordingProxy(endpoint) as proxy:
@@ -248,7 +278,15 @@ def main():
     parser.add_argument("--servers", default="moto,rclone", help="comma list of moto, rclone")
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--rounds", type=int, default=3, help="runs of each tool per server; the table shows medians")
-    parser.add_argument("--workers", type=int, default=16, help="s3_mirror workers (the other tools run with their defaults)")
+    parser.add_argument("--workers", type=int, default=None, help="s3_mirror workers (default: the module's default; "
+                        "the other tools always run with their defaults)")
+    parser.add_argument("--latency", default="", help="comma list of delays in ms added to every request (rclone server)")
+    parser.add_argument("--rounds-others", type=int, default=None,
+                        help="rounds of aws and rclone in latency mode (they take minutes per run at 100 ms)")
+    parser.add_argument("--large", default="", help="COUNTxMB: also a case of a few large objects, e.g. 5x200")
+    parser.add_argument("--slowdown", type=float, default=0.0, help="fault mode: fraction of requests answered 503 SlowDown")
+    parser.add_argument("--fault-latency", type=int, default=50, help="ms of delay in the fault mode")
+    parser.add_argument("--fault-tools", default="s3_mirror,s5cmd")
     parser.add_argument("--memory-objects", type=int, default=1000000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-sync", action="store_true")
@@ -259,11 +297,13 @@ def main():
         memory_child(opts.memory_child, opts.memory_objects)
         return
 
-    results = {"runs": [], "sync": [], "memory": []}
+    results = {"runs": [], "sync": [], "memory": [], "faults": []}
     tools = [t for t in opts.tools.split(",") if t]
-    if not opts.skip_sync:
+    if opts.latency and not opts.skip_sync:
+        latency_mode(opts, tools, results)
+    elif not opts.skip_sync:
         for tool in tools:
-            if tool != "s3_mirror":
+            if not tool.startswith("s3_mirror"):
                 find_tool(tool)
         with tempfile.TemporaryDirectory(prefix="bench-s3-") as workdir:
             for kind in [s for s in opts.servers.split(",") if s]:
@@ -302,6 +342,7 @@ def main():
                 finally:
                     server.stop()
     results["sync"] = summarize(results["runs"])
+    results["peak_rss_kb"] = dict(PEAK_RSS)
     if not opts.skip_memory:
         results["memory"] = measure_memory(opts.memory_objects)
         for row in results["memory"]:
@@ -316,6 +357,113 @@ def main():
 
 #: the timed runs of each round: result field, table heading
 MEASURES = (("first", "first run"), ("rerun", "re-run"), ("rerun2", "2nd re-run"))
+
+
+def verify_target(s3, dst, expected):
+    got = listing(s3, dst)
+    return {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in expected.items()}
+
+
+def empty_bucket(s3, bucket):
+    keys = list(listing(s3, bucket))
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+
+
+def populate_large(s3, bucket, count, megabytes):
+    block = hashlib.sha256(b"large").digest() * (1024 * 1024 // 32)
+    for i in range(count):
+        body = (block * megabytes)[:megabytes * 1024 * 1024 - i]  # sizes differ a little
+        s3.put_object(Bucket=bucket, Key="large/%02d.bin" % i, Body=body, ContentType="application/octet-stream")
+
+
+def latency_mode(opts, tools, results):
+    """Every tool through a DelayProxy in front of rclone serve s3, at each latency, small (and large) objects."""
+    from sandbox.delay_proxy import DelayProxy
+
+    latencies = [int(ms) for ms in opts.latency.split(",") if ms]
+    for tool in tools:
+        if not tool.startswith("s3_mirror"):
+            find_tool(tool)
+    cases = [("small", "bench-src")]
+    with tempfile.TemporaryDirectory(prefix="bench-s3-") as workdir:
+        server = Server("rclone", workdir)
+        try:
+            s3 = client(server.endpoint)
+            s3.create_bucket(Bucket="bench-src")
+            start = time.monotonic()
+            total = populate(s3, "bench-src", opts.objects, opts.min_kb, opts.max_kb, seed=1)
+            print("[rclone] %d objects, %.1f MB in the source (%.1f s to upload)" % (
+                opts.objects, total / 1e6, time.monotonic() - start), flush=True)
+            if opts.large:
+                count, megabytes = (int(x) for x in opts.large.lower().split("x"))
+                s3.create_bucket(Bucket="bench-large")
+                populate_large(s3, "bench-large", count, megabytes)
+                cases.append(("large", "bench-large"))
+                print("[rclone] %d objects of %d MB in bench-large" % (count, megabytes), flush=True)
+            expected = {src: listing(s3, src) for _case, src in cases}
+            for ms in latencies:
+                with DelayProxy(server.endpoint, delay=ms / 1000.0) as proxy:
+                    for case, src in cases:
+                        label = "rclone +%d ms %s" % (ms, case)
+                        for round_no in range(opts.rounds):
+                            order = tools[round_no % len(tools):] + tools[:round_no % len(tools)]
+                            for tool in order:
+                                if tool in ("aws", "rclone") and opts.rounds_others is not None \
+                                        and round_no >= opts.rounds_others:
+                                    continue
+                                dst = "dst-%d-%s-%s-r%d" % (ms, case, tool.replace("_", "-"), round_no)
+                                s3.create_bucket(Bucket=dst)
+                                row = dict(server=label, latency_ms=ms, case=case, tool=tool, round=round_no,
+                                           objects=len(expected[src]), rerun_writes=None, rerun_requests=None)
+                                try:
+                                    row["first"] = round(run_tool(tool, proxy.url, src, dst, opts.workers), 2)
+                                    row["target_complete"] = verify_target(s3, dst, expected[src])
+                                    row["rerun"] = round(run_tool(tool, proxy.url, src, dst, opts.workers), 2)
+                                    row["rerun2"] = round(run_tool(tool, proxy.url, src, dst, opts.workers), 2)
+                                except RuntimeError as exc:
+                                    print("[%s] round %d %s FAILED: %s" % (label, round_no, tool, str(exc)[:300]), flush=True)
+                                    continue
+                                finally:
+                                    if case == "large":
+                                        empty_bucket(s3, dst)  # 1 GB per target otherwise
+                                results["runs"].append(row)
+                                print("[%s] round %d %-9s first %7.2f s  re-run %6.2f s  2nd re-run %6.2f s  "
+                                      "target complete: %s" % (label, round_no, tool, row["first"], row["rerun"],
+                                                               row["rerun2"], row["target_complete"]), flush=True)
+            if opts.slowdown:
+                fault_mode(opts, s3, server, expected["bench-src"], results)
+        finally:
+            server.stop()
+
+
+def fault_mode(opts, s3, server, expected, results):
+    """First runs with a fraction of requests answered 503 SlowDown, against fault-free first runs in the same round."""
+    from sandbox.delay_proxy import DelayProxy
+
+    tools = [t for t in opts.fault_tools.split(",") if t]
+    with DelayProxy(server.endpoint, delay=opts.fault_latency / 1000.0) as proxy:
+        for round_no in range(opts.rounds):
+            for tool in tools[round_no % len(tools):] + tools[:round_no % len(tools)]:
+                row = dict(tool=tool, round=round_no, latency_ms=opts.fault_latency, fraction=opts.slowdown)
+                for kind, fraction in (("clean", 0.0), ("slowdown", opts.slowdown)):
+                    dst = "fault-%s-%s-r%d" % (kind, tool.replace("_", "-"), round_no)
+                    s3.create_bucket(Bucket=dst)
+                    proxy.set_slowdown(fraction)
+                    before = proxy.slowdowns
+                    try:
+                        row[kind] = round(run_tool(tool, proxy.url, "bench-src", dst, opts.workers), 2)
+                    except RuntimeError as exc:
+                        row[kind] = None
+                        print("[faults] %s %s FAILED: %s" % (tool, kind, str(exc)[:300]), flush=True)
+                    finally:
+                        proxy.set_slowdown(0.0)
+                    row[kind + "_injected"] = proxy.slowdowns - before
+                    row[kind + "_complete"] = verify_target(s3, dst, expected)
+                results["faults"].append(row)
+                print("[faults +%d ms, %.0f%% SlowDown] round %d %-9s fault-free %s s, with SlowDown %s s (%d injected), "
+                      "complete: %s" % (opts.fault_latency, 100 * opts.slowdown, round_no, tool, row["clean"], row["slowdown"],
+                                        row["slowdown_injected"], row["slowdown_complete"]), flush=True)
 
 
 def summarize(runs):
@@ -350,8 +498,24 @@ def print_table(results):
             ours = next((r for r in rows if r["server"] == server and r["tool"] == "s3_mirror"), None)
             base = next((r for r in rows if r["server"] == server and r["tool"] == "s5cmd"), None)
             if ours and base:
-                print("ratio %s: %s, %d writes on re-run" % (server, ", ".join(
+                print("ratio %s: %s, %s writes on re-run" % (server, ", ".join(
                     "%s %.2fx s5cmd" % (h, ours[f] / base[f]) for f, h in MEASURES), ours["rerun_writes"]))
+    if results.get("peak_rss_kb"):
+        print("\npeak RSS of a timed run: %s" % ", ".join(
+            "%s %.0f MB" % (tool, kb / 1024) for tool, kb in sorted(results["peak_rss_kb"].items())))
+    if results.get("faults"):
+        print("\n| tool | latency | SlowDown | fault-free first run, median (min-max) s | with SlowDown | ratio | complete |")
+        print("|---|---|---|---|---|---|---|")
+        for tool in dict.fromkeys(r["tool"] for r in results["faults"]):
+            mine = [r for r in results["faults"] if r["tool"] == tool and r["clean"] and r["slowdown"]]
+            if not mine:
+                continue
+            clean = [r["clean"] for r in mine]
+            slow = [r["slowdown"] for r in mine]
+            print("| %s | %d ms | %.0f %% | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | %s |" % (
+                tool, mine[0]["latency_ms"], 100 * mine[0]["fraction"], statistics.median(clean), min(clean), max(clean),
+                statistics.median(slow), min(slow), max(slow), statistics.median(slow) / statistics.median(clean),
+                all(r["slowdown_complete"] and r["clean_complete"] for r in mine)))
     if results["memory"]:
         print("\n| planning scenario | objects | planned actions | peak extra RSS | bytes/object | seconds |")
         print("|---|---|---|---|---|---|")

@@ -5,7 +5,7 @@
 """Plain CopyObject requests sent without botocore's per-call machinery.
 
 A first mirror of many small objects is one CopyObject per object, and each
-botocore call spends three to four times the CPU of the HTTP request itself
+botocore call spends several times the CPU of the HTTP request itself
 (event hooks, parameter validation, endpoint rules, a generic signer); on a
 machine shared with the S3 server that CPU is taken from the server. For
 that one request (copy an object keeping its metadata and tags), DirectCopy

@@ -203,8 +203,7 @@ options:
   multipart_chunksize:
     description:
       - Part size in bytes of multipart copies, at least 5 MiB; grown automatically to stay within 10,000 parts.
-      - With O(copy_method=stream) each worker holds at most one part in memory (O(workers) x O(multipart_chunksize),
-        256 MiB with the defaults), and objects larger than one part are uploaded in parts.
+      - With O(copy_method=stream), objects larger than one part are uploaded in parts.
     type: int
     default: 16777216
   copy_method:
@@ -212,7 +211,8 @@ options:
       - V(server) copies inside S3 (C(CopyObject)/C(UploadPartCopy)) with the target's credentials, which must be
         able to read the source.
       - V(stream) reads with the source credentials and writes with the target's (C(GetObject) then C(PutObject) or a
-        multipart upload), holding at most one part per worker in memory. Needed when the target's credentials
+        multipart upload). The objects and parts in transit hold at most 256 MiB in memory together, or one part when
+        O(multipart_chunksize) is larger. Needed when the target's credentials
         cannot read the source or the two sides are different services.
       - V(auto) uses V(stream) when the two sides have different endpoints, V(server) when they share credentials,
         and otherwise checks with one C(HeadObject) whether the target's credentials can read the source.
@@ -220,18 +220,22 @@ options:
     choices: [auto, server, stream]
     default: auto
   workers:
-    description: Number of concurrent requests. The S3 clients' connection pools are sized to match.
+    description: Number of concurrent requests (at most 256). The S3 clients' connection pools are sized to match.
     type: int
-    default: 16
+    default: 128
   max_keys_returned:
     description: Maximum number of keys in RV(changed_keys), RV(deleted_keys) and in the diff; totals are always returned.
     type: int
     default: 1000
   retry_mode:
-    description: botocore retry mode for transient errors (5xx, C(SlowDown), throttling, connection errors).
+    description:
+      - botocore retry mode for transient errors (5xx, C(SlowDown), throttling, connection errors).
+      - V(standard) backs off each failed request exponentially (with jitter) and retries it.
+      - V(adaptive) also slows down every request of the client after throttling, which with many workers and
+        occasional C(SlowDown) answers makes a run much longer.
     type: str
     choices: [adaptive, standard]
-    default: adaptive
+    default: standard
   retry_max_attempts:
     description: Maximum attempts of one request, including the first, before its object counts as failed.
     type: int
@@ -240,7 +244,9 @@ options:
     description:
       - Send the copy phase's most frequent request, a C(CopyObject) of an object up to O(multipart_threshold) that
         keeps its metadata and tags, as a plain HTTP request signed by the module (AWS Signature Version 4) instead of
-        through botocore's per-call machinery, which costs three to four times the CPU of the request itself.
+        through botocore's per-call machinery (docs/performance.md).
+      - Saves client CPU only, which matters when the S3 server shares the machine's CPU; against a remote S3 the
+        requests' round trips dominate.
       - The request is the one botocore sends. The first copy goes through botocore; once it succeeded, the module
         checks that it would have built that very request (URL, headers) and signed it with the same signature, and
         only then sends the other copies itself, to the same URL prefix, with the same signing region, with
@@ -253,7 +259,7 @@ options:
         RV(direct_requests) reports what happened.
       - V(false) sends every request through botocore.
     type: bool
-    default: true
+    default: false
 notes:
   - "Versioned buckets: the current versions of the source are mirrored; a deletion in a versioned target adds a delete
     marker, so the previous version stays recoverable (and billed) until a lifecycle rule expires it."
@@ -526,8 +532,8 @@ purged:
 import gc
 
 # Run as a module (Ansible runs it as __main__), nothing imported or set up before the listings start is garbage:
-# the cyclic collector would only walk it, many times over while Ansible and botocore load (40 ms of a 0.2 s
-# start-up, with the S3 server idle). main() freezes what is loaded by then and turns the collector back on.
+# the cyclic collector would only walk it, many times over while Ansible and botocore load. main() freezes what
+# is loaded by then and turns the collector back on.
 # Imported (tests, tools), it leaves the importing process's collector alone.
 if __name__ == "__main__":
     gc.disable()
@@ -535,7 +541,7 @@ if __name__ == "__main__":
 import threading  # noqa: E402 - after gc.disable(), on purpose
 import time
 from collections import deque
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -544,7 +550,6 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     BOTOCORE_IMPORT_ERROR,
     HAS_BOTOCORE,
     USER_AGENT,
-    aws_client,
     aws_client_and_credentials,
     aws_connection_argument_spec,
     aws_error_code,
@@ -555,6 +560,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.progress import progress_argument_spec, reporter
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_direct import DirectCopy
+from ansible_collections.casper.directus_promote.plugins.module_utils import s3_parsing
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash import (
     MIRROR_MODES,
     Interrupted,
@@ -612,6 +618,38 @@ DELETE_BATCH = 1000
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 #: ListObjectsV2 answers of the target requested ahead of the merge, at most
 LISTING_READ_AHEAD = 8
+#: bytes that copy_method=stream holds in memory at once (objects and parts in transit), at most
+STREAM_BUFFER = 256 * MIB
+
+
+class ByteBudget:
+    """At most ``limit`` bytes taken at once; one taker may exceed it alone (a part larger than the limit)."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def take(self, size):
+        with self._cond:
+            while self.used and self.used + size > self.limit:
+                self._cond.wait()
+            self.used += size
+            self.peak = max(self.peak, self.used)
+
+    def give(self, size):
+        with self._cond:
+            self.used -= size
+            self._cond.notify_all()
+
+    @contextmanager
+    def holding(self, size):
+        self.take(size)
+        try:
+            yield
+        finally:
+            self.give(size)
 
 
 class Runner:
@@ -631,6 +669,7 @@ class Runner:
         self.threshold = params["multipart_threshold"]
         self.chunksize = params["multipart_chunksize"]
         self.workers = params["workers"]
+        self.budget = ByteBudget(STREAM_BUFFER)
         self.lock = threading.Lock()
         self.failed = []        # (key, message)
         self.copied = 0
@@ -749,6 +788,10 @@ class Runner:
             head = self.src.head_object(**self._source(rel))
             tags = self.src.get_object_tagging(**self._source(rel)).get("TagSet")
             return self._start_multipart(rel, size, head, tags, flag, stream=True)
+        with self.budget.holding(size):
+            return self._stream_one(rel, tkey, flag)
+
+    def _stream_one(self, rel, tkey, flag):
         response = self.src.get_object(**self._source(rel))
         body = response["Body"]
         try:
@@ -783,14 +826,16 @@ class Runner:
                 try:
                     range_header = "bytes=%d-%d" % byte_range
                     if stream:
-                        response = self.src.get_object(IfMatch=state.src_etag, Range=range_header, **self._source(state.rel))
-                        body = response["Body"]
-                        try:
-                            data = body.read()
-                        finally:
-                            body.close()
-                        part = self.tgt.upload_part(Bucket=self.target_bucket, Key=state.tkey, UploadId=state.upload_id,
-                                                    PartNumber=number, Body=data)
+                        with self.budget.holding(byte_range[1] - byte_range[0] + 1):
+                            response = self.src.get_object(IfMatch=state.src_etag, Range=range_header, **self._source(state.rel))
+                            body = response["Body"]
+                            try:
+                                data = body.read()
+                            finally:
+                                body.close()
+                            part = self.tgt.upload_part(Bucket=self.target_bucket, Key=state.tkey, UploadId=state.upload_id,
+                                                        PartNumber=number, Body=data)
+                            del data
                         part_etag = part["ETag"]
                     else:
                         part = self.tgt.upload_part_copy(
@@ -966,11 +1011,11 @@ def argument_spec():
         multipart_threshold=dict(type="int", default=5 * GIB),
         multipart_chunksize=dict(type="int", default=16 * MIB),
         copy_method=dict(type="str", default="auto", choices=["auto", "server", "stream"]),
-        workers=dict(type="int", default=16),
+        workers=dict(type="int", default=128),
         max_keys_returned=dict(type="int", default=1000, no_log=False),
-        retry_mode=dict(type="str", default="adaptive", choices=["adaptive", "standard"]),
+        retry_mode=dict(type="str", default="standard", choices=["adaptive", "standard"]),
         retry_max_attempts=dict(type="int", default=10),
-        direct_requests=dict(type="bool", default=True),
+        direct_requests=dict(type="bool", default=False),
     )
     spec.update(trash_argument_spec())
     spec.update(aws_connection_argument_spec())
@@ -1011,6 +1056,18 @@ def validate(params):
     return problems
 
 
+def client_options(params, check_mode):
+    """Keyword arguments of aws_client_and_credentials() for s3_mirror's clients."""
+    # botocore's retries max_attempts counts retries after the first attempt; the pool also serves the listings
+    options = dict(max_pool_connections=params["workers"] + LISTING_READ_AHEAD + 1, retry_mode=params["retry_mode"],
+                   max_attempts=params["retry_max_attempts"] - 1)
+    if not check_mode:
+        # s3_mirror's own parsing shortcuts, on its own clients, in runs that write (module_utils/s3_parsing.py);
+        # check mode (the promotion's preflight) uses plain botocore
+        options.update(setup_session=s3_parsing.setup_session, setup_client=s3_parsing.setup_client)
+    return options
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if not HAS_BOTOCORE:
@@ -1034,17 +1091,16 @@ def main():
     source_prefix = normalize_prefix(params["source_prefix"])
     target_prefix = normalize_prefix(params["target_prefix"])
     workers = params["workers"]
-    # botocore's retries max_attempts counts retries after the first attempt
-    client_options = dict(max_pool_connections=workers, retry_mode=params["retry_mode"], max_attempts=params["retry_max_attempts"] - 1)
-    target_client, target_credentials = aws_client_and_credentials(module, "s3", **client_options)
+    options = client_options(params, module.check_mode)
+    target_client, target_credentials = aws_client_and_credentials(module, "s3", **options)
     if connection_params(params, "source_") == connection_params(params):
         source_client = target_client  # one account: one shared client and connection pool
     else:
-        source_client = aws_client(module, "s3", prefix="source_", **client_options)
+        source_client = aws_client_and_credentials(module, "s3", prefix="source_", **options)[0]
 
     # What is loaded by now (Ansible, botocore and its service models) lives until the process ends. Frozen, the
     # cyclic garbage collector stops walking it on every full pass while listing pages are parsed, and once more
-    # at exit: a no-change run of 10,000 objects took 1.56 s instead of 1.84 (median of 10 alternating runs).
+    # at exit (docs/performance.md).
     gc.freeze()
     gc.enable()
     selected = trash_filter(params, key_filter(params["include"], params["exclude"]))

@@ -562,7 +562,7 @@ def test_failed_copies_prevent_deletions_and_rerun_completes(sandbox, buckets, r
     bad = {"/%s/f/03" % dst, "/%s/f/07" % dst}
     recording_proxy.fail_when(lambda method, path, query: 500 if method == "PUT" and path in bad else None)
     args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, retry_mode="standard",
-                retry_max_attempts=2, max_delete_percent=100)
+                retry_max_attempts=2, max_delete_percent=100, direct_requests=True)
 
     result = run_module(MODULE, dict(args, workers=1))  # one worker: a known order of requests
     assert result["failed"]
@@ -652,7 +652,7 @@ def test_direct_copies_hand_over_to_botocore_at_the_first_unexpected_answer(sand
         return None
 
     recording_proxy.fail_when(first_direct_copy_of_d03)
-    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, workers=1)
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, workers=1, direct_requests=True)
     result = run_module(MODULE, args)
     assert not result.get("failed"), result.get("msg")
     assert served
@@ -679,7 +679,7 @@ def test_direct_copies_send_the_headers_botocore_sends(sandbox, buckets, run_mod
     src, dst = buckets
     put_many(s3, src, ["h/1", "h/2", "h/3"])
     result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url, session_token="FwoGZXIvYXdzE+/token=="),
-                                     source_bucket=src, target_bucket=dst, workers=1))
+                                     source_bucket=src, target_bucket=dst, workers=1, direct_requests=True))
     assert result["direct_requests"] == {"enabled": True, "sent": 2, "stopped_by": None}
     puts = [r for r in recording_proxy.requests if r.method == "PUT"]
     assert [is_direct(r) for r in puts] == [False, True, True]
@@ -695,12 +695,13 @@ def test_direct_copies_send_the_headers_botocore_sends(sandbox, buckets, run_mod
         assert "x-amz-security-token" in sent["authorization"].split("SignedHeaders=")[1]
 
 
-def test_direct_requests_false_sends_everything_through_botocore(sandbox, buckets, run_module, recording_proxy):
+@pytest.mark.parametrize("option", [{"direct_requests": False}, {}], ids=["false", "default"])
+def test_direct_requests_false_sends_everything_through_botocore(sandbox, buckets, run_module, recording_proxy, option):
     s3 = sandbox.aws.client("s3")
     src, dst = buckets
     put_many(s3, src, ["n/%d" % i for i in range(5)])
     result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst,
-                                     workers=1, direct_requests=False))
+                                     workers=1, **option))
     assert result["direct_requests"] == {"enabled": False, "sent": 0, "stopped_by": "direct_requests=false"}
     puts = [r for r in recording_proxy.requests if r.method == "PUT"]
     assert len(puts) == 5 and not any(is_direct(r) for r in puts)
@@ -732,7 +733,8 @@ def test_a_server_that_checks_signatures_accepts_direct_copies(rclone_s3, run_mo
         rclone_s3.client(secret_key="not-the-secret").head_object(Bucket=src, Key=keys[0])
 
     args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
-                region=rclone_s3.region, source_bucket=src, target_bucket=dst, workers=workers, trash=False)
+                region=rclone_s3.region, source_bucket=src, target_bucket=dst, workers=workers, trash=False,
+                direct_requests=True)
     result = run_module(MODULE, args)
     assert not result.get("failed"), result.get("msg")
     assert result["counts"]["copied"] == len(keys)
@@ -755,3 +757,47 @@ def test_the_target_read_ahead_on_a_second_server(rclone_s3, run_module):
         dst = unique("dst")
         s3.create_bucket(Bucket=dst)
         plan_on(s3, run_module, args, src, dst, TARGET_VARIANTS[variant](PAGED_KEYS), None)
+
+
+# ---------------------------------------------------------------- SlowDown
+
+def test_slowdown_answers_are_retried_and_the_mirror_completes(sandbox, buckets, run_module):
+    # S3 answers 503 SlowDown when a prefix gets more requests than it takes; at the defaults (standard retries,
+    # many workers) each such request is retried after its own backoff, and the mirror is complete and exact.
+    from sandbox.delay_proxy import DelayProxy
+
+    s3 = sandbox.aws.client("s3")
+    src, dst = buckets
+    keys = ["s/%03d.jpg" % i for i in range(300)]
+    put_many(s3, src, keys, ContentType="image/jpeg")
+    put_many(s3, dst, ["s/old-%d" % i for i in range(3)])
+    with DelayProxy(sandbox.aws.endpoint_url, delay=0.0, slowdown=0.1, seed=7) as proxy:
+        args = dict(conn(sandbox, proxy.url), source_bucket=src, target_bucket=dst)
+        result = run_module(MODULE, args)
+        assert not result.get("failed"), result.get("msg")
+        assert proxy.slowdowns >= 10, proxy.slowdowns
+        assert result["counts"]["copied"] == 300 and result["counts"]["deleted"] == 3
+        assert contents(s3, dst) == contents(s3, src)
+        again = run_module(MODULE, args)
+        assert not again.get("failed"), again.get("msg")
+        assert again["changed"] is False and again["counts"]["unchanged"] == 300
+
+
+def test_the_delay_proxy_delays_and_passes_everything_through(sandbox, buckets):
+    import time
+
+    from sandbox.delay_proxy import DelayProxy
+
+    s3 = sandbox.aws.client("s3")
+    src, _dst = buckets
+    with DelayProxy(sandbox.aws.endpoint_url, delay=0.1) as proxy:
+        client = sandbox.aws.client("s3", endpoint_url=proxy.url)
+        body = bytes(range(256)) * 8192  # 2 MiB: a body streamed after the delay
+        client.put_object(Bucket=src, Key="big", Body=body)
+        start = time.monotonic()
+        for _round in range(3):  # one connection, kept alive
+            assert client.get_object(Bucket=src, Key="big")["Body"].read() == body
+        assert time.monotonic() - start >= 0.3
+        assert client.head_object(Bucket=src, Key="big")["ContentLength"] == len(body)
+        assert proxy.requests == 5
+    assert s3.get_object(Bucket=src, Key="big")["Body"].read() == body

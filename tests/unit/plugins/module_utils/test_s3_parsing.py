@@ -1,7 +1,7 @@
 """The shortcut parser for flat S3/CloudFront structures gives botocore's own results.
 
 Every document is parsed twice, by botocore's RestXMLParser and by
-FlatStructureXMLParser (both with the collection's timestamp parser), and the
+FlatStructureXMLParser (both with s3_mirror's timestamp parser), and the
 results must be equal: the shortcut may only be faster, never different.
 The check that replaces botocore's second parse of listing pages must hand
 anything but a complete page to botocore's own check (the integration tests
@@ -16,7 +16,7 @@ import botocore.session
 import pytest
 from botocore.parsers import RestXMLParser
 
-from ansible_collections.casper.directus_promote.plugins.module_utils import aws
+from ansible_collections.casper.directus_promote.plugins.module_utils import s3_parsing as aws
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 CF_NS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"

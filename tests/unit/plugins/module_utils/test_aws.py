@@ -93,6 +93,8 @@ def test_client_uses_retry_mode_pool_size_and_path_style_for_custom_endpoints(mo
     client = aws.aws_client(module, "s3", max_pool_connections=32)
     config = client.meta.config
     assert config.retries["mode"] == "adaptive" and config.retries["total_max_attempts"] == 11
+    standard = aws.aws_client(module, "s3", retry_mode="standard", max_attempts=9).meta.config
+    assert standard.retries["mode"] == "standard" and standard.retries["total_max_attempts"] == 10
     assert config.max_pool_connections == 32
     assert config.s3["addressing_style"] == "path"
     assert client.meta.endpoint_url == "http://127.0.0.1:9"
@@ -111,20 +113,17 @@ def test_error_message_is_one_line_with_code_and_operation():
     assert aws.aws_error_message(bare) == "404 (HeadBucket)"
 
 
-def test_clients_parse_iso_timestamps_fast_and_exactly(monkeypatch):
+def test_s3_mirror_parses_iso_timestamps_fast_and_exactly():
     import datetime
 
     from botocore.utils import parse_timestamp
 
+    from ansible_collections.casper.directus_promote.plugins.module_utils import s3_parsing
+
     for text in ("2026-11-25T13:37:34.000Z", "2026-11-25T13:37:34Z", "2026-11-25T13:37:34.123456+02:00",
                  "2026-11-25T13:49:45.1Z", "1700000000"):
-        assert aws.fast_timestamp(text) == parse_timestamp(text)
-        assert aws.fast_timestamp(text).utcoffset() is not None
+        assert s3_parsing.fast_timestamp(text) == parse_timestamp(text)
+        assert s3_parsing.fast_timestamp(text).utcoffset() is not None
     # HTTP dates (response headers) still go to botocore's parser.
-    assert aws.fast_timestamp("Wed, 25 Nov 2026 13:37:34 GMT") == datetime.datetime(2026, 11, 25, 13, 37, 34, tzinfo=datetime.timezone.utc)
-
-    module = _module(monkeypatch, {"access_key": "a", "secret_key": "s", "endpoint_url": "http://127.0.0.1:9"})
-    client = aws.aws_client(module, "s3")
-    # The parser every response of this client goes through.
-    factory = client._endpoint._response_parser_factory  # pylint: disable=protected-access
-    assert factory.create_parser("rest-xml")._timestamp_parser is aws.fast_timestamp  # pylint: disable=protected-access
+    assert s3_parsing.fast_timestamp("Wed, 25 Nov 2026 13:37:34 GMT") == datetime.datetime(
+        2026, 11, 25, 13, 37, 34, tzinfo=datetime.timezone.utc)

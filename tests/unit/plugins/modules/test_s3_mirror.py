@@ -40,3 +40,60 @@ def test_argument_spec_has_both_connection_sides_with_secrets_hidden():
     assert spec["mode"]["choices"] == ["mirror", "copy", "prune", "restore", "purge_trash"]
     assert spec["copy_method"]["choices"] == ["auto", "server", "stream"]
     assert spec["multipart_threshold"]["default"] == 5 * 1024 ** 3
+
+
+def test_defaults_for_real_world_latency():
+    spec = s3_mirror.argument_spec()
+    assert spec["workers"]["default"] == 128
+    assert spec["retry_mode"]["default"] == "standard"
+    assert spec["direct_requests"]["default"] is False
+    options = s3_mirror.client_options(params(), check_mode=False)
+    assert options["max_pool_connections"] >= 128 + s3_mirror.LISTING_READ_AHEAD
+    assert options["retry_mode"] == "standard" and options["max_attempts"] == 9
+
+
+def test_role_default_workers_match_the_module():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[4]
+    defaults = yaml.safe_load((root / "roles/promote/defaults/main.yml").read_text())
+    specs = yaml.safe_load((root / "roles/promote/meta/argument_specs.yml").read_text())
+    role_spec = specs["argument_specs"]["main"]["options"]["promote_s3_workers"]
+    assert defaults["promote_s3_workers"] == role_spec["default"] == s3_mirror.argument_spec()["workers"]["default"]
+
+
+def test_byte_budget_bounds_what_is_held_at_once():
+    import threading
+    import time
+
+    budget = s3_mirror.ByteBudget(100)
+    held = []
+    lock = threading.Lock()
+
+    def take(size):
+        with budget.holding(size):
+            with lock:
+                held.append(budget.used)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=take, args=(size,)) for size in [40] * 10 + [30] * 5]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(held) == 15 and max(held) <= 100 and budget.peak <= 100 and budget.used == 0
+
+
+def test_byte_budget_lets_one_oversized_taker_through_alone():
+    budget = s3_mirror.ByteBudget(100)
+    budget.take(500)  # a part larger than the budget: alone, never stuck
+    assert budget.used == 500
+    budget.give(500)
+    budget.take(60)
+    budget.take(40)
+    assert budget.used == 100
+    budget.give(60)
+    budget.give(40)
+    assert budget.used == 0
