@@ -550,6 +550,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     BOTOCORE_IMPORT_ERROR,
     HAS_BOTOCORE,
     USER_AGENT,
+    aws_client,
     aws_client_and_credentials,
     aws_connection_argument_spec,
     aws_error_code,
