@@ -47,7 +47,7 @@ SEED = 11
 FILES = 8
 VAULT_PROMPT = r"Vault password:\s*?$"  # AWX RunJob.get_password_prompts
 # a table big enough that copying it lasts a few seconds: the job shows its progress (docs/progress.md)
-BULK_ROWS = 200_000
+BULK_ROWS = 800_000  # long enough for several 1 s progress lines on a quiet machine (200,000 took ~2 s)
 PROGRESS = re.compile(r"^directus_db_replicate: copying tables into the shadow schema(?: \([^)]*\))?: "
                       r"[\d,]+/[\d,]+ rows \(\d+%\), .*\d+s elapsed")
 SECRET_SETTINGS = ("directus_aws_access_key", "directus_aws_secret_key", "directus_aws_session_token",
