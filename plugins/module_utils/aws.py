@@ -139,22 +139,14 @@ def botocore_config(service, resolved, max_pool_connections=10, retry_mode="adap
     return Config(**options)
 
 
-def aws_client(module, service, prefix="", max_pool_connections=10, retry_mode="adaptive", max_attempts=10, **config_kwargs):
-    """A plain botocore client for one side, failing the module with a clear message.
+def aws_client(module, service, prefix="", max_pool_connections=10, retry_mode="adaptive", max_attempts=10,
+               setup_session=None, setup_client=None, **config_kwargs):
+    """A botocore client for one side, failing the module with a clear message.
 
     ``max_attempts`` is botocore's ``retries.max_attempts``: retries after the
-    first attempt.
-    """
-    return aws_client_and_credentials(module, service, prefix, max_pool_connections, retry_mode, max_attempts,
-                                      **config_kwargs)[0]
-
-
-def aws_client_and_credentials(module, service, prefix="", max_pool_connections=10, retry_mode="adaptive",
-                               max_attempts=10, setup_session=None, setup_client=None, **config_kwargs):
-    """aws_client() and the botocore credentials object it signs with (None when unsigned).
-
-    ``setup_session(session)`` and ``setup_client(client)``, when given, adjust
-    this one client's own session and client (nothing shared with other clients).
+    first attempt. ``setup_session(session)`` and ``setup_client(client)``,
+    when given, adjust this one client's own session and client (nothing
+    shared with other clients); without them the client is plain botocore.
     """
     if not HAS_BOTOCORE:
         from ansible.module_utils.basic import missing_required_lib
@@ -182,12 +174,11 @@ def aws_client_and_credentials(module, service, prefix="", max_pool_connections=
         )
         if setup_client:
             setup_client(client)
-        # the session resolved and cached these while creating the client: the same object, refreshed alike
-        return client, session.get_credentials()
+        return client
     except (BotoCoreError, ClientError, ValueError) as exc:
         module.fail_json(msg="Cannot create the %s client%s: %s" % (
             service, " for the %s side" % prefix.rstrip("_") if prefix else "", aws_error_message(exc)))
-    return None, None  # not reached: fail_json exits
+    return None  # not reached: fail_json exits
 
 
 def aws_error_code(exc):

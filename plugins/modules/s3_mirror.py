@@ -240,26 +240,6 @@ options:
     description: Maximum attempts of one request, including the first, before its object counts as failed.
     type: int
     default: 10
-  direct_requests:
-    description:
-      - Send the copy phase's most frequent request, a C(CopyObject) of an object up to O(multipart_threshold) that
-        keeps its metadata and tags, as a plain HTTP request signed by the module (AWS Signature Version 4) instead of
-        through botocore's per-call machinery (docs/performance.md).
-      - Saves client CPU only, which matters when the S3 server shares the machine's CPU; against a remote S3 the
-        requests' round trips dominate.
-      - The request is the one botocore sends. The first copy goes through botocore; once it succeeded, the module
-        checks that it would have built that very request (URL, headers) and signed it with the same signature, and
-        only then sends the other copies itself, to the same URL prefix, with the same signing region, with
-        credentials from botocore's credential chain (refreshed ones included), through the client's own HTTP session
-        (TLS verification, CA bundle, proxies, timeouts, connection pool).
-      - Anything botocore would send differently (another signing scheme, extra headers such as an expected bucket
-        owner, an access point) leaves every copy with botocore. The first answer that is not a complete
-        C(CopyObjectResult) (an error, throttling, a connection problem) turns direct requests off for the rest of
-        the run, and that copy and all that follow go through botocore and its O(retry_mode).
-        RV(direct_requests) reports what happened.
-      - V(false) sends every request through botocore.
-    type: bool
-    default: false
 notes:
   - "Versioned buckets: the current versions of the source are mirrored; a deletion in a versioned target adds a delete
     marker, so the previous version stays recoverable (and billed) until a lifecycle rule expires it."
@@ -414,21 +394,6 @@ plan:
     unverified: 0
     copy_method: server
     ignored_by_mode: {missing_not_copied: 0, changed_not_updated: 0, extra_not_deleted: 0}
-direct_requests:
-  description: What O(direct_requests) did in this run.
-  returned: in a real run of O(mode=mirror), O(mode=copy) or O(mode=prune)
-  type: dict
-  contains:
-    enabled:
-      description: Whether direct requests were still in use at the end of the run.
-      type: bool
-    sent:
-      description: Copies completed with a direct request (the others went through botocore).
-      type: int
-    stopped_by:
-      description: Why direct requests were not used, or were turned off during the run (null when they were not).
-      type: str
-  sample: {enabled: true, sent: 9984, stopped_by: null}
 timings:
   description: Seconds spent listing and planning, verifying, copying, deleting and in total.
   returned: with O(mode=mirror), O(mode=copy) and O(mode=prune)
@@ -541,7 +506,7 @@ if __name__ == "__main__":
 import threading  # noqa: E402 - after gc.disable(), on purpose
 import time
 from collections import deque
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -549,9 +514,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.casper.directus_promote.plugins.module_utils.aws import (
     BOTOCORE_IMPORT_ERROR,
     HAS_BOTOCORE,
-    USER_AGENT,
     aws_client,
-    aws_client_and_credentials,
     aws_connection_argument_spec,
     aws_error_code,
     aws_error_message,
@@ -560,7 +523,6 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     is_denied,
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.progress import progress_argument_spec, reporter
-from ansible_collections.casper.directus_promote.plugins.module_utils.s3_direct import DirectCopy
 from ansible_collections.casper.directus_promote.plugins.module_utils import s3_parsing
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash import (
     MIRROR_MODES,
@@ -656,10 +618,9 @@ class ByteBudget:
 class Runner:
     """Executes a plan with a thread pool and shared clients."""
 
-    def __init__(self, module, source_client, target_client, method, direct=None):
+    def __init__(self, module, source_client, target_client, method):
         params = module.params
         self.module = module
-        self.direct = direct
         self.src = source_client
         self.tgt = target_client
         self.method = method
@@ -770,14 +731,10 @@ class Runner:
                 MetadataDirective="REPLACE", TaggingDirective="COPY",
                 **copy_metadata(head, head.get("ETag"), True))
         else:
-            new_etag = self.direct.copy(tkey, self.source_bucket, self.source_prefix + rel) if self.direct else None
-            if new_etag is None:
-                with self.direct.watching(tkey, self.source_bucket, self.source_prefix + rel) if self.direct else nullcontext():
-                    response = self.tgt.copy_object(
-                        Bucket=self.target_bucket, Key=tkey, CopySource=self._source(rel),
-                        MetadataDirective="COPY", TaggingDirective="COPY")
-                new_etag = response.get("CopyObjectResult", {}).get("ETag")
-            new_etag = normalize_etag(new_etag)
+            response = self.tgt.copy_object(
+                Bucket=self.target_bucket, Key=tkey, CopySource=self._source(rel),
+                MetadataDirective="COPY", TaggingDirective="COPY")
+            new_etag = normalize_etag(response.get("CopyObjectResult", {}).get("ETag"))
             if new_etag != etag:
                 self._record_in_place(tkey, etag)
         self.succeeded(rel, size, flag)
@@ -1016,7 +973,6 @@ def argument_spec():
         max_keys_returned=dict(type="int", default=1000, no_log=False),
         retry_mode=dict(type="str", default="standard", choices=["adaptive", "standard"]),
         retry_max_attempts=dict(type="int", default=10),
-        direct_requests=dict(type="bool", default=False),
     )
     spec.update(trash_argument_spec())
     spec.update(aws_connection_argument_spec())
@@ -1058,7 +1014,7 @@ def validate(params):
 
 
 def client_options(params, check_mode):
-    """Keyword arguments of aws_client_and_credentials() for s3_mirror's clients."""
+    """Keyword arguments of aws_client() for s3_mirror's clients."""
     # botocore's retries max_attempts counts retries after the first attempt; the pool also serves the listings
     options = dict(max_pool_connections=params["workers"] + LISTING_READ_AHEAD + 1, retry_mode=params["retry_mode"],
                    max_attempts=params["retry_max_attempts"] - 1)
@@ -1093,11 +1049,11 @@ def main():
     target_prefix = normalize_prefix(params["target_prefix"])
     workers = params["workers"]
     options = client_options(params, module.check_mode)
-    target_client, target_credentials = aws_client_and_credentials(module, "s3", **options)
+    target_client = aws_client(module, "s3", **options)
     if connection_params(params, "source_") == connection_params(params):
         source_client = target_client  # one account: one shared client and connection pool
     else:
-        source_client = aws_client_and_credentials(module, "s3", prefix="source_", **options)[0]
+        source_client = aws_client(module, "s3", prefix="source_", **options)
 
     # What is loaded by now (Ansible, botocore and its service models) lives until the process ends. Frozen, the
     # cyclic garbage collector stops walking it on every full pass while listing pages are parsed, and once more
@@ -1150,10 +1106,7 @@ def main():
         result["timings"] = timings
         module.exit_json(**result)
 
-    direct = None
-    if method == "server" and params["direct_requests"] and len(plan.copies):
-        direct = DirectCopy(target_client, target_credentials, USER_AGENT + " direct")
-    runner = Runner(module, source_client, target_client, method, direct)
+    runner = Runner(module, source_client, target_client, method)
     interrupted = None
     try:
         with interrupts_raise():
@@ -1184,8 +1137,6 @@ def main():
         counts=dict(copied=runner.copied, updated=runner.updated, deleted=runner.deleted,
                     unchanged=summary["unchanged"], bytes_copied=runner.bytes_copied),
         timings=timings,
-        direct_requests=direct.report() if direct else dict(enabled=False, sent=0, stopped_by=(
-            "direct_requests=false" if not params["direct_requests"] else "copy_method=stream" if method == "stream" else None)),
     )
     result["trash"] = trash.report(check_mode=False)
     if runner.failed or interrupted:

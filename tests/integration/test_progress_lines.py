@@ -165,7 +165,7 @@ def test_the_result_is_the_same_with_and_without_progress(sandbox, tmp_path):
             "casper.directus_promote.s3_mirror": {
                 "source_bucket": source, "target_bucket": target, "mode": "copy", "endpoint_url": sandbox.aws.endpoint_url,
                 "access_key": sandbox.aws.access_key, "secret_key": sandbox.aws.secret_key, "region": sandbox.aws.region,
-                "progress_interval": interval, "direct_requests": False},
+                "progress_interval": interval},
             "register": "mirrored",
         }, {
             "name": "Keep the result %s" % interval,

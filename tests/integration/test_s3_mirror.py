@@ -67,12 +67,6 @@ def writes(proxy):
     return [(r.method, r.path) for r in proxy.writes()]
 
 
-def is_direct(request):
-    """Whether s3_mirror sent this request itself (direct_requests) rather than through botocore."""
-    agent = next((value for name, value in request.headers.items() if name.lower() == "user-agent"), "")
-    return agent.endswith(" direct")
-
-
 def object_headers(s3, bucket, key):
     head = s3.head_object(Bucket=bucket, Key=key)
     metadata = dict(head["Metadata"])
@@ -562,17 +556,15 @@ def test_failed_copies_prevent_deletions_and_rerun_completes(sandbox, buckets, r
     bad = {"/%s/f/03" % dst, "/%s/f/07" % dst}
     recording_proxy.fail_when(lambda method, path, query: 500 if method == "PUT" and path in bad else None)
     args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, retry_mode="standard",
-                retry_max_attempts=2, max_delete_percent=100, direct_requests=True)
+                retry_max_attempts=2, max_delete_percent=100)
 
     result = run_module(MODULE, dict(args, workers=1))  # one worker: a known order of requests
     assert result["failed"]
     assert result["failed_keys"] == ["f/03", "f/07"]
     assert "f/03" in result["msg"] and "nothing was deleted" in result["msg"]
     assert result["counts"]["copied"] == 8 and result["counts"]["deleted"] == 0
-    # f/00 teaches the direct request, f/01 and f/02 are sent directly, f/03's 500 turns direct requests off
-    assert result["direct_requests"] == {"enabled": False, "sent": 2, "stopped_by": "HTTP 500 InjectedFailure"}
     retried = [r for r in recording_proxy.requests if r.method == "PUT" and r.path in bad]
-    assert [is_direct(r) for r in retried] == [True, False, False, False, False]  # then botocore retried each once
+    assert sorted(r.path for r in retried) == sorted(list(bad) * 2)  # each sent twice (retry_max_attempts=2), then given up
     assert not any(r.method == "DELETE" or "delete" in r.query for r in recording_proxy.requests)
     assert {"f/old-1", "f/old-2"} <= set(bucket_listing(s3, dst))
 
@@ -630,11 +622,10 @@ def test_auto_streams_when_target_credentials_cannot_read_the_source(sandbox, bu
     assert contents(s3, dst) == contents(s3, src)
 
 
-# ---------------------------------------------------------------- direct requests
+# ---------------------------------------------------------------- unexpected copy answers
 
 @pytest.mark.parametrize("answer", ["SlowDown", "error sent with 200", "body cut short"])
-def test_direct_copies_hand_over_to_botocore_at_the_first_unexpected_answer(sandbox, buckets, run_module,
-                                                                            recording_proxy, answer):
+def test_a_throttled_or_broken_copy_answer_is_retried(sandbox, buckets, run_module, recording_proxy, answer):
     s3 = sandbox.aws.client("s3")
     src, dst = buckets
     keys = ["d/%02d" % i for i in range(6)] + AWKWARD
@@ -642,7 +633,7 @@ def test_direct_copies_hand_over_to_botocore_at_the_first_unexpected_answer(sand
     failing = "/%s/d/03" % dst
     served = []
 
-    def first_direct_copy_of_d03(method, path, query):
+    def first_copy_of_d03(method, path, query):
         if method == "PUT" and path == failing and not served:
             served.append(path)
             return {"SlowDown": 503,
@@ -651,61 +642,23 @@ def test_direct_copies_hand_over_to_botocore_at_the_first_unexpected_answer(sand
                     "body cut short": (200, b"<?xml version=")}[answer]
         return None
 
-    recording_proxy.fail_when(first_direct_copy_of_d03)
-    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, workers=1, direct_requests=True)
+    recording_proxy.fail_when(first_copy_of_d03)
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst, workers=1)
     result = run_module(MODULE, args)
     assert not result.get("failed"), result.get("msg")
     assert served
     assert result["counts"]["copied"] == len(keys)
-    stopped_by = {"SlowDown": "HTTP 503 InjectedFailure", "error sent with 200": "HTTP 200 InternalError",
-                  "body cut short": "HTTP 200"}[answer]
-    assert result["direct_requests"] == {"enabled": False, "sent": 2, "stopped_by": stopped_by}
     puts = [r for r in recording_proxy.requests if r.method == "PUT"]
-    # d/ sorts before the AWKWARD keys: d/00 teaches, d/01 to d/03 go direct, d/03 again and all after through botocore
+    # one worker: the keys in order, d/03 sent again right after the answer botocore did not accept
     order = sorted(keys, key=lambda key: key.encode("utf-8"))
     assert [r.path for r in puts] == ["/%s/%s" % (dst, key) for key in order[:order.index("d/03") + 1]] + [failing] + [
         "/%s/%s" % (dst, key) for key in order[order.index("d/03") + 1:]]
-    assert [is_direct(r) for r in puts] == [False, True, True, True] + [False] * (len(puts) - 4)
     assert contents(s3, dst) == contents(s3, src)
     for key in ("d/03", AWKWARD[1]):
         assert object_headers(s3, dst, key) == object_headers(s3, src, key)
     recording_proxy.clear()
     assert run_module(MODULE, args)["changed"] is False
     assert writes(recording_proxy) == []
-
-
-def test_direct_copies_send_the_headers_botocore_sends(sandbox, buckets, run_module, recording_proxy):
-    s3 = sandbox.aws.client("s3")
-    src, dst = buckets
-    put_many(s3, src, ["h/1", "h/2", "h/3"])
-    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url, session_token="FwoGZXIvYXdzE+/token=="),
-                                     source_bucket=src, target_bucket=dst, workers=1, direct_requests=True))
-    assert result["direct_requests"] == {"enabled": True, "sent": 2, "stopped_by": None}
-    puts = [r for r in recording_proxy.requests if r.method == "PUT"]
-    assert [is_direct(r) for r in puts] == [False, True, True]
-    varying = {"user-agent", "x-amz-date", "authorization", "amz-sdk-invocation-id", "amz-sdk-request", "x-amz-copy-source"}
-    taught = {k.lower(): v for k, v in puts[0].headers.items()}
-    for direct in puts[1:]:
-        sent = {k.lower(): v for k, v in direct.headers.items()}
-        assert set(sent) - {"accept-encoding"} == set(taught) - {"amz-sdk-invocation-id", "amz-sdk-request", "accept-encoding"}
-        assert {k: v for k, v in sent.items() if k not in varying} == {
-            k: v for k, v in taught.items() if k not in varying and k in sent}
-        assert sent["x-amz-copy-source"] == "%s/h/%s" % (src, direct.path[-1])
-        assert sent["x-amz-security-token"] == "FwoGZXIvYXdzE+/token=="
-        assert "x-amz-security-token" in sent["authorization"].split("SignedHeaders=")[1]
-
-
-@pytest.mark.parametrize("option", [{"direct_requests": False}, {}], ids=["false", "default"])
-def test_direct_requests_false_sends_everything_through_botocore(sandbox, buckets, run_module, recording_proxy, option):
-    s3 = sandbox.aws.client("s3")
-    src, dst = buckets
-    put_many(s3, src, ["n/%d" % i for i in range(5)])
-    result = run_module(MODULE, dict(conn(sandbox, recording_proxy.url), source_bucket=src, target_bucket=dst,
-                                     workers=1, **option))
-    assert result["direct_requests"] == {"enabled": False, "sent": 0, "stopped_by": "direct_requests=false"}
-    puts = [r for r in recording_proxy.requests if r.method == "PUT"]
-    assert len(puts) == 5 and not any(is_direct(r) for r in puts)
-    assert contents(s3, dst) == contents(s3, src)
 
 
 @pytest.fixture(scope="module")
@@ -720,8 +673,7 @@ def rclone_s3(tmp_path_factory):
         server.stop()
 
 
-@pytest.mark.parametrize("workers", [1, 16])
-def test_a_server_that_checks_signatures_accepts_direct_copies(rclone_s3, run_module, workers):
+def test_a_server_that_checks_signatures_accepts_the_copies_of_awkward_keys(rclone_s3, run_module):
     s3 = rclone_s3.client()
     src, dst = unique("src"), unique("dst")
     s3.create_bucket(Bucket=src)
@@ -733,13 +685,10 @@ def test_a_server_that_checks_signatures_accepts_direct_copies(rclone_s3, run_mo
         rclone_s3.client(secret_key="not-the-secret").head_object(Bucket=src, Key=keys[0])
 
     args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
-                region=rclone_s3.region, source_bucket=src, target_bucket=dst, workers=workers, trash=False,
-                direct_requests=True)
+                region=rclone_s3.region, source_bucket=src, target_bucket=dst, trash=False)
     result = run_module(MODULE, args)
     assert not result.get("failed"), result.get("msg")
     assert result["counts"]["copied"] == len(keys)
-    assert result["direct_requests"]["stopped_by"] is None and result["direct_requests"]["enabled"] is True
-    assert len(keys) - workers <= result["direct_requests"]["sent"] <= len(keys) - 1
     assert contents(s3, dst) == contents(s3, src)
     assert s3.head_object(Bucket=dst, Key=AWKWARD[1])["ContentType"] == "image/png"
     assert run_module(MODULE, args)["changed"] is False

@@ -67,7 +67,7 @@ def mirror_client(monkeypatch):
     """An s3_mirror client for a run that writes, made first in this process."""
     module = _module(monkeypatch)
     options = s3_mirror.client_options(mirror_params(), check_mode=False)
-    return aws.aws_client_and_credentials(module, "s3", **options)[0]
+    return aws.aws_client(module, "s3", **options)
 
 
 def test_s3_mirror_clients_have_the_shortcuts(mirror_client):
@@ -107,7 +107,7 @@ def test_cloudfront_invalidate_uses_plain_botocore(mirror_client, monkeypatch):
 def test_s3_mirror_in_check_mode_uses_plain_botocore(mirror_client, monkeypatch):
     options = s3_mirror.client_options(mirror_params(), check_mode=True)
     assert "setup_session" not in options and "setup_client" not in options
-    assert_stock(aws.aws_client_and_credentials(_module(monkeypatch), "s3", **options)[0])
+    assert_stock(aws.aws_client(_module(monkeypatch), "s3", **options))
 
 
 def test_a_fresh_botocore_session_is_untouched(mirror_client):
