@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ansible_collections.casper.directus_promote.plugins.module_utils.aws import aws_error_code, aws_error_message, http_status
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import (
@@ -443,6 +443,20 @@ def protect_plan(plan, protected, update_flag):
     return sorted(spared + spared_deletes)
 
 
+def in_background(function, *args):
+    """``function(*args)`` on a daemon thread, as a Future: an answer nobody waits for does not hold up the exit."""
+    future = Future()
+
+    def run():
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:  # pylint: disable=broad-except
+            future.set_exception(exc)  # raised where the answer is used, if it is
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
 class MirrorTrash:
     """The trash of one mirror/copy/prune call: what it saves and journals before its first target write."""
 
@@ -463,17 +477,25 @@ class MirrorTrash:
         self.actions = None
         self.saved = []
         self.manifest = None
+        self._reads = None
+
+    def read_ahead(self):
+        """Send prepare()'s two reads now, beside the listings, so that a run that writes does not wait for them."""
+        if self.enabled and self._reads is None:
+            self._reads = (in_background(bucket_versioned, self.client, self.target_bucket),
+                           in_background(load_record, self.client, self.bucket, self.prefix, self.run_id))
 
     def prepare(self, plan, add_flag):
         """Read the target's versioning and the run's earlier manifests; plan the trash actions (reads only)."""
         if not self.enabled:
             return
         if not len(plan.copies) and not len(plan.deletes):
-            self.actions = TrashActions()  # nothing to save or journal: no request either
+            self.actions = TrashActions()  # nothing to save or journal: the reads' answers are not needed
             return
+        self.read_ahead()
         try:
-            self.versioned = bucket_versioned(self.client, self.target_bucket)
-            self.record = load_record(self.client, self.bucket, self.prefix, self.run_id)
+            self.versioned = self._reads[0].result()
+            self.record = self._reads[1].result()
         except (BotoCoreError, ClientError) as exc:
             self.module.fail_json(msg="Cannot read the trash of run %r at s3://%s/%s (or the versioning of %r): %s. "
                                       "Nothing was changed." % (self.run_id, self.bucket, self.prefix, self.target_bucket,

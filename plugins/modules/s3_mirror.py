@@ -1061,6 +1061,8 @@ def main():
     gc.freeze()
     gc.enable()
     selected = trash_filter(params, key_filter(params["include"], params["exclude"]))
+    trash = MirrorTrash(module, target_client, run_id)
+    trash.read_ahead()
     try:
         # the target is read ahead at the keys where the source's pages end (s3_listing explains why that is safe)
         read_ahead = min(workers, LISTING_READ_AHEAD)
@@ -1090,7 +1092,6 @@ def main():
 
     method = choose_method(module, target_client, plan, source_bucket, source_prefix)
     summary["copy_method"] = method
-    trash = MirrorTrash(module, target_client, run_id)
     trash.prepare(plan, ADD)
     result = dict(changed=plan.changed(), plan=summary, run_id=run_id, protected_keys=[
         target_prefix + key for key in protected[:params["max_keys_returned"]]])
