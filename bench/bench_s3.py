@@ -51,7 +51,7 @@ ACCESS_KEY = "benchaccesskey"
 SECRET_KEY = "benchsecretkey0123456789"
 REGION = "us-east-1"
 MODULE = "ansible_collections.casper.directus_promote.plugins.modules.s3_mirror"
-TOOLS = ("s3_mirror", "aws", "s5cmd", "rclone")  # also: s3_mirror_direct (s3_mirror with direct_requests=true)
+TOOLS = ("s3_mirror", "aws", "s5cmd", "rclone")
 
 
 # ---------------------------------------------------------------- helpers
@@ -147,14 +147,12 @@ def tool_command(tool, endpoint, src, dst, workers=None):
     env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION,
                AWS_REGION=REGION, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
     stdin = None
-    if tool in ("s3_mirror", "s3_mirror_direct"):
+    if tool == "s3_mirror":
         args = dict(source_bucket=src, target_bucket=dst, endpoint_url=endpoint, access_key=ACCESS_KEY,
                     secret_key=SECRET_KEY, region=REGION, force_delete=True,
                     _ansible_check_mode=False, _ansible_diff=False)
         if workers:
             args["workers"] = workers
-        if tool == "s3_mirror_direct":  # the defaults, plus direct_requests
-            args["direct_requests"] = True
         stdin = json.dumps({"ANSIBLE_MODULE_ARGS": args})
         env["PYTHONPATH"] = str(REPO / "collections")
         cmd = [sys.executable, "-m", MODULE]
@@ -284,6 +282,9 @@ def main():
     parser.add_argument("--rounds-others", type=int, default=None,
                         help="rounds of aws and rclone in latency mode (they take minutes per run at 100 ms)")
     parser.add_argument("--large", default="", help="COUNTxMB: also a case of a few large objects, e.g. 5x200")
+    parser.add_argument("--rounds-large", type=int, default=None,
+                        help="rounds of the large case (default --rounds): a server-side copy of 200 MB varies from round "
+                        "to round with the disk, more rounds steady the median")
     parser.add_argument("--slowdown", type=float, default=0.0, help="fault mode: fraction of requests answered 503 SlowDown")
     parser.add_argument("--fault-latency", type=int, default=50, help="ms of delay in the fault mode")
     parser.add_argument("--fault-tools", default="s3_mirror,s5cmd")
@@ -406,7 +407,8 @@ def latency_mode(opts, tools, results):
                 with DelayProxy(server.endpoint, delay=ms / 1000.0) as proxy:
                     for case, src in cases:
                         label = "rclone +%d ms %s" % (ms, case)
-                        for round_no in range(opts.rounds):
+                        rounds = opts.rounds_large if case == "large" and opts.rounds_large else opts.rounds
+                        for round_no in range(rounds):
                             order = tools[round_no % len(tools):] + tools[:round_no % len(tools)]
                             for tool in order:
                                 if tool in ("aws", "rclone") and opts.rounds_others is not None \
