@@ -8,13 +8,12 @@ purge, and the SIGTERM/SIGINT handling of the module. The decisions are in s3_tr
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ansible_collections.casper.directus_promote.plugins.module_utils.aws import aws_error_code, aws_error_message, http_status
+from ansible_collections.casper.directus_promote.plugins.module_utils.faults import fault_point
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import (
     SOURCE_ETAG_METADATA,
     copy_metadata,
@@ -53,14 +52,12 @@ try:
 except ImportError:  # pragma: no cover - the module reports missing botocore
     BotoCoreError = ClientError = Exception
 
-#: the environment variable that makes a run stop at a named step (fault-injection tests only)
-FAULT_ENV = "CASPER_DIRECTUS_PROMOTE_FAULT"
 NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchVersion")
 DELETE_BATCH = 1000
 SINGLE_COPY_LIMIT = 5 * 1024 ** 3
 
 
-# ---------------------------------------------------------------- signals and faults
+# ---------------------------------------------------------------- signals
 
 class Interrupted(BaseException):
     """SIGTERM (an AWX cancel) or SIGINT (Ctrl-C). A BaseException, so that no ``except Exception`` swallows it."""
@@ -104,45 +101,6 @@ def interrupts_fail(module):
 def ignore_interrupts():
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
-
-
-_FIRED = set()
-
-
-def fault_point(step):
-    """Test-only: act at ``step`` when CASPER_DIRECTUS_PROMOTE_FAULT is ``<step>:<action>``.
-
-    Actions: kill/term/int send SIGKILL/SIGTERM/SIGINT to this process; ``wait:<file>`` creates the file and waits
-    until it is removed (a test sends a signal from outside meanwhile)."""
-    wanted = os.environ.get(FAULT_ENV)
-    if not wanted or not wanted.startswith(step + ":") or wanted in _FIRED:
-        return
-    _FIRED.add(wanted)
-    action = wanted[len(step) + 1:]
-    if action.startswith("wait:"):
-        marker = action[len("wait:"):]
-        with open(marker, "w", encoding="utf-8") as out:
-            out.write(str(os.getpid()))
-        deadline = time.monotonic() + 120
-        while os.path.exists(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return
-    signum = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}.get(action)
-    if signum is not None:
-        os.kill(os.getpid(), signum)
-        time.sleep(5)  # a handled signal is raised from inside this sleep
-
-
-def faulted_jobs(jobs, step, after):
-    """Yield ``jobs``, passing fault point ``step`` once ``after`` of them were handed out (tests only)."""
-    if not os.environ.get(FAULT_ENV, "").startswith(step + ":"):
-        yield from jobs
-        return
-    for count, job in enumerate(jobs):
-        if count == after:
-            fault_point(step)
-        yield job
-    fault_point(step)  # fewer jobs: once all were handed out
 
 
 # ---------------------------------------------------------------- S3 helpers

@@ -522,6 +522,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.aws import
     http_status,
     is_denied,
 )
+from ansible_collections.casper.directus_promote.plugins.module_utils.faults import faulted_jobs
 from ansible_collections.casper.directus_promote.plugins.module_utils.progress import progress_argument_spec, reporter
 from ansible_collections.casper.directus_promote.plugins.module_utils import s3_parsing
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash import (
@@ -529,7 +530,6 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash i
     Interrupted,
     MirrorTrash,
     TrashError,
-    faulted_jobs,
     ignore_interrupts,
     interrupts_fail,
     interrupts_raise,

@@ -24,9 +24,9 @@ from ansible_collections.casper.directus_promote.plugins.module_utils._directus_
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import (
     Failure,
     fetch,
-    fault_point,
     stream_rows,
 )
+from ansible_collections.casper.directus_promote.plugins.module_utils.faults import fault_point
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import (
     LOAD_SQL_MODE,
     RowTooLong,

@@ -18,7 +18,8 @@ from ansible_collections.casper.directus_promote.plugins.module_utils._directus_
     remapped,
     row_digest,
 )
-from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import fault_point, fetch
+from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import fetch
+from ansible_collections.casper.directus_promote.plugins.module_utils.faults import fault_point
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import (
     insert_batches,
     qualified,

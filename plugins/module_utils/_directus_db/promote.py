@@ -26,10 +26,10 @@ from ansible_collections.casper.directus_promote.plugins.module_utils._directus_
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.journal import Journal
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import (
     Failure,
-    fault_point,
     fetch,
     stream_rows,
 )
+from ansible_collections.casper.directus_promote.plugins.module_utils.faults import fault_point
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import (
     connect,
     insert_batches,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from ansible_collections.casper.directus_promote.plugins.module_utils import directus_db as rules
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db import catalog, cutover, state
 from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.journal import Journal
-from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import Failure, fault_point
+from ansible_collections.casper.directus_promote.plugins.module_utils._directus_db.run import Failure
+from ansible_collections.casper.directus_promote.plugins.module_utils.faults import fault_point
 from ansible_collections.casper.directus_promote.plugins.module_utils.mysql import qualified, quote_ident
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import signal
 import time
 
@@ -23,8 +22,6 @@ except ImportError:  # pragma: no cover - the module reports the missing library
 
 LOCK_PREFIX = "directus_promote:"
 FETCH_CHUNK = 2000
-# the environment variable that makes a run stop at a named step (fault-injection tests only)
-FAULT_ENV = "CASPER_DIRECTUS_PROMOTE_FAULT"
 
 
 class Failure(Exception):
@@ -81,33 +78,6 @@ def interrupts_deferred(reraise=True):
             signal.signal(signum, handler)
     if caught and reraise:
         raise Interrupted(caught[0])
-
-
-_FIRED = set()
-
-
-def fault_point(step):
-    """Test-only: act at ``step`` when CASPER_DIRECTUS_PROMOTE_FAULT is ``<step>:<action>``.
-
-    Actions: kill/term/int send SIGKILL/SIGTERM/SIGINT to this process; ``wait:<file>`` creates the file
-    and waits until the test has removed it (meanwhile the test looks, or changes what the run meets)."""
-    wanted = os.environ.get(FAULT_ENV)
-    if not wanted or not wanted.startswith(step + ":") or wanted in _FIRED:
-        return
-    _FIRED.add(wanted)  # once: the repair after it passes the same step
-    action = wanted[len(step) + 1:]
-    if action.startswith("wait:"):
-        marker = action[len("wait:"):]
-        with open(marker, "w", encoding="utf-8") as out:
-            out.write(str(os.getpid()))
-        deadline = time.monotonic() + 120
-        while os.path.exists(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return
-    signum = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}.get(action)
-    if signum is not None:
-        os.kill(os.getpid(), signum)
-        time.sleep(5)  # a handled signal is raised from inside this sleep
 
 
 def _dec(value):
