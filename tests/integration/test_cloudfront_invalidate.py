@@ -17,8 +17,7 @@ MODULE = "cloudfront_invalidate"
 
 
 def connection(sandbox, endpoint_url=None):
-    return {"endpoint_url": endpoint_url or sandbox.aws.endpoint_url, "access_key": sandbox.aws.access_key,
-            "secret_key": sandbox.aws.secret_key, "region": sandbox.aws.region}
+    return sandbox.aws.module_args(endpoint_url)
 
 
 @pytest.fixture(scope="module")

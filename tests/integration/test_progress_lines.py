@@ -162,10 +162,8 @@ def test_the_result_is_the_same_with_and_without_progress(sandbox, tmp_path):
         "hosts": "localhost", "connection": "local", "gather_facts": False,
         "tasks": [{
             "name": "Mirror with progress interval %s" % interval,
-            "casper.directus_promote.s3_mirror": {
-                "source_bucket": source, "target_bucket": target, "mode": "copy", "endpoint_url": sandbox.aws.endpoint_url,
-                "access_key": sandbox.aws.access_key, "secret_key": sandbox.aws.secret_key, "region": sandbox.aws.region,
-                "progress_interval": interval},
+            "casper.directus_promote.s3_mirror": sandbox.aws.module_args(
+                source_bucket=source, target_bucket=target, mode="copy", progress_interval=interval),
             "register": "mirrored",
         }, {
             "name": "Keep the result %s" % interval,
@@ -239,9 +237,7 @@ def test_asset_copy_and_prune_write_their_progress(sandbox, run_module, tmp_path
         s3.create_bucket(Bucket=bucket)
     put_bulk_objects(s3, source, 40)
     put_bulk_objects(s3, target, 25, prefix="stale/")
-    args = dict(source_bucket=source, target_bucket=target, endpoint_url=sandbox.aws.endpoint_url,
-                access_key=sandbox.aws.access_key, secret_key=sandbox.aws.secret_key, region=sandbox.aws.region,
-                max_delete_percent=100)
+    args = sandbox.aws.module_args(source_bucket=source, target_bucket=target, max_delete_percent=100)
     path = tmp_path / "progress.json"
     copy = run_module("s3_mirror", dict(args, mode="copy", progress_file=str(path)))
     assert copy["counts"]["copied"] == 40, copy.get("msg")

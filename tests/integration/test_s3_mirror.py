@@ -45,10 +45,7 @@ def buckets(sandbox):
 
 def conn(sandbox, endpoint=None, **extra):
     # the asset trash has tests of its own (test_s3_mirror_trash.py); here the target holds the mirror only
-    args = dict(endpoint_url=endpoint or sandbox.aws.endpoint_url, access_key=sandbox.aws.access_key,
-                secret_key=sandbox.aws.secret_key, region=sandbox.aws.region, trash=False)
-    args.update(extra)
-    return args
+    return sandbox.aws.module_args(endpoint, **{"trash": False, **extra})
 
 
 def put_many(s3, bucket, keys, body=lambda key: key.encode("utf-8") * 3, **kwargs):
@@ -684,8 +681,7 @@ def test_a_server_that_checks_signatures_accepts_the_copies_of_awkward_keys(rclo
     with pytest.raises(Exception, match="SignatureDoesNotMatch|AccessDenied|403"):
         rclone_s3.client(secret_key="not-the-secret").head_object(Bucket=src, Key=keys[0])
 
-    args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
-                region=rclone_s3.region, source_bucket=src, target_bucket=dst, trash=False)
+    args = rclone_s3.module_args(source_bucket=src, target_bucket=dst, trash=False)
     result = run_module(MODULE, args)
     assert not result.get("failed"), result.get("msg")
     assert result["counts"]["copied"] == len(keys)
@@ -700,8 +696,7 @@ def test_the_target_read_ahead_on_a_second_server(rclone_s3, run_module):
     src = unique("paged")
     s3.create_bucket(Bucket=src)
     put_many(s3, src, ["p/" + k for k in PAGED_KEYS], body=lambda key: b"z")
-    args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
-                region=rclone_s3.region)
+    args = rclone_s3.module_args()
     for variant in ("same keys", "every third missing, others added"):
         dst = unique("dst")
         s3.create_bucket(Bucket=dst)

@@ -25,10 +25,7 @@ def unique(name):
 
 
 def conn(sandbox, endpoint=None, **extra):
-    args = dict(endpoint_url=endpoint or sandbox.aws.endpoint_url, access_key=sandbox.aws.access_key,
-                secret_key=sandbox.aws.secret_key, region=sandbox.aws.region)
-    args.update(extra)
-    return args
+    return sandbox.aws.module_args(endpoint, **extra)
 
 
 @pytest.fixture
@@ -415,8 +412,7 @@ def test_trash_and_restore_on_rclone_serve_s3(rclone_s3, run_module):
     put(s3, src, "a.txt", b"staging a, other bytes", ContentType="text/markdown")
     put(s3, src, "new.txt", b"staging new")
     before = {key: s3.get_object(Bucket=dst, Key=key)["Body"].read() for key in bucket_listing(s3, dst)}
-    args = dict(endpoint_url=rclone_s3.endpoint_url, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
-                region=rclone_s3.region, target_bucket=dst, run_id="rc1")
+    args = rclone_s3.module_args(target_bucket=dst, run_id="rc1")
     copy = run_module(MODULE, dict(args, source_bucket=src, mode="copy"))
     prune = run_module(MODULE, dict(args, source_bucket=src, mode="prune", max_delete_percent=100))
     assert not copy.get("failed") and not prune.get("failed"), (copy.get("msg"), prune.get("msg"))

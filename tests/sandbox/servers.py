@@ -269,6 +269,13 @@ class LoopbackAWSServer:
     def running(self):
         return self.process is not None and self.process.poll() is None
 
+    def module_args(self, endpoint_url=None, **extra):
+        """The AWS connection options of the collection's modules for this server (or a proxy in front of it)."""
+        args = dict(endpoint_url=endpoint_url or self.endpoint_url, access_key=self.access_key,
+                    secret_key=self.secret_key, region=self.region)
+        args.update(extra)
+        return args
+
     def client(self, service="s3", endpoint_url=None, secret_key=None, **config):
         import boto3
         from botocore.config import Config
