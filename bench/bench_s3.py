@@ -17,7 +17,9 @@ forwarding it; the tools are otherwise unchanged (s3_mirror at its defaults unle
 ``--workers``). ``--large 5x200`` adds a case of a few objects above the multipart
 threshold (count x MB). ``--slowdown 0.1`` adds, at ``--fault-latency``, a first run of
 ``--fault-tools`` with that fraction of requests answered ``503 SlowDown``. Each timed
-run's peak RSS is taken with /usr/bin/time when it is there.
+run's peak RSS is taken with /usr/bin/time when it is there. ``--pin`` runs the S3 server
+and the proxy on the last CPU and the tools on the others: against S3 a tool's CPU is
+its own, here it would otherwise take turns with the server on the same cores.
 
 Installs nothing. Set up once (from the repository root):
     python3 -m venv .bench && .bench/bin/pip install -r bench/requirements.txt
@@ -52,6 +54,7 @@ SECRET_KEY = "benchsecretkey0123456789"
 REGION = "us-east-1"
 MODULE = "ansible_collections.casper.directus_promote.plugins.modules.s3_mirror"
 TOOLS = ("s3_mirror", "aws", "s5cmd", "rclone")
+TRASH_PREFIX = "_directus_promote_trash/"  # s3_mirror's default trash_prefix, in the target bucket
 
 
 # ---------------------------------------------------------------- helpers
@@ -172,6 +175,25 @@ def tool_command(tool, endpoint, src, dst, workers=None):
 
 TIME = "/usr/bin/time"
 PEAK_RSS = {}  # tool: highest peak RSS (KB) of its timed runs
+TOOL_CPUS = None  # --pin: the CPUs the tools run on (the server, the proxy and this script have the others)
+
+
+def pin_cpus():
+    """Give the S3 server (and the delay proxy in this process) the last CPU, the tools all the others.
+
+    Against S3 a tool's CPU is its own and the server's is Amazon's; on one machine they would take turns on the
+    same cores, and a tool that spends more CPU would slow the server down for itself."""
+    global TOOL_CPUS  # pylint: disable=global-statement
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        sys.exit("--pin needs at least two CPUs")
+    TOOL_CPUS = set(cpus[:-1])
+    os.sched_setaffinity(0, {cpus[-1]})  # inherited by the server processes started after this
+
+
+def tool_cpus():
+    if TOOL_CPUS:
+        os.sched_setaffinity(0, TOOL_CPUS)
 
 
 def run_tool(tool, endpoint, src, dst, workers=None):
@@ -187,7 +209,8 @@ def run_tool(tool, endpoint, src, dst, workers=None):
     # writes of the run before it (a faster first run left more of them to its own re-run).
     os.sync()
     start = time.monotonic()
-    proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, text=True, timeout=3600, check=False,
+                          preexec_fn=tool_cpus if TOOL_CPUS else None)  # noqa: PLW1509 - sets the CPU affinity only
     elapsed = time.monotonic() - start
     if rss_file:
         try:
@@ -291,6 +314,8 @@ def main():
     parser.add_argument("--memory-objects", type=int, default=1000000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-sync", action="store_true")
+    parser.add_argument("--pin", action="store_true", help="run the S3 server and the delay proxy on the last CPU and "
+                        "the tools on the others, so that a tool's CPU does not take the server's (as against S3)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -298,7 +323,12 @@ def main():
         memory_child(opts.memory_child, opts.memory_objects)
         return
 
-    results = {"runs": [], "sync": [], "memory": [], "faults": []}
+    results = {"runs": [], "sync": [], "memory": [], "faults": [], "pinned": None}
+    if opts.pin:
+        pin_cpus()
+        results["pinned"] = dict(tools=sorted(TOOL_CPUS), server_and_proxy=sorted(os.sched_getaffinity(0)))
+        print("[pin] tools on CPU %s, S3 server and delay proxy on CPU %s" % (
+            ",".join(map(str, sorted(TOOL_CPUS))), ",".join(map(str, sorted(os.sched_getaffinity(0))))), flush=True)
     tools = [t for t in opts.tools.split(",") if t]
     if opts.latency and not opts.skip_sync:
         latency_mode(opts, tools, results)
@@ -324,8 +354,7 @@ def main():
                             dst = "bench-dst-%s-r%d" % (tool.replace("_", "-"), round_no)
                             s3.create_bucket(Bucket=dst)
                             first = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
-                            got = listing(s3, dst)
-                            same = {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in expected.items()}
+                            same = verify_target(s3, dst, expected)
                             rerun = run_tool(tool, server.endpoint, "bench-src", dst, opts.workers)
                             # rclone serve s3 computes a new object's MD5 when it is first listed, one directory at
                             # a time: the first re-run pays for that, a second one shows the steady state
@@ -361,7 +390,11 @@ MEASURES = (("first", "first run"), ("rerun", "re-run"), ("rerun2", "2nd re-run"
 
 
 def verify_target(s3, dst, expected):
-    got = listing(s3, dst)
+    """Whether the target holds every source object (keys and sizes), and nothing else but s3_mirror's trash.
+
+    s3_mirror journals what it adds to the target in the target's trash folder (its default trash location), so
+    that a rollback can remove it again; that manifest is not part of the mirrored content."""
+    got = {key: value for key, value in listing(s3, dst).items() if not key.startswith(TRASH_PREFIX)}
     return {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in expected.items()}
 
 
