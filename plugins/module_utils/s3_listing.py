@@ -10,7 +10,11 @@ source's pages say where the target's pages most likely end: after a first
 mirror both buckets hold the same keys, so each source page ends at a key the
 target holds too. TargetListing sends ``ListObjectsV2(StartAfter=<that key>)``
 for the target as soon as the source page is in, several at once, instead of
-waiting for the target page before it.
+waiting for the target page before it. It asks a little before the page end
+(a twentieth of a page): a target with a few keys the source lacks (s3_mirror's
+own trash manifest, say) ends its pages that many keys earlier, and an answer
+that starts before the chain's position still serves it; one that starts after
+it would be useless, and the chain would fall back to one request at a time.
 
 That guess never decides what the plan sees. The target is read as a chain of
 answers, each one taken up exactly where the keys read so far end: an answer
@@ -158,11 +162,13 @@ class TargetListing:
         self._prefix = prefix
         self._source_prefix = source_prefix
         self._depth = max(1, depth)
+        self._margin = page_size // 20  # keys before a source page end where its read-ahead starts
         self._lock = threading.Lock()
         self._answers = {}  # StartAfter -> _Answer, requested and not used up
         self._asked = set()  # every StartAfter requested: none is read ahead twice
-        self._ends = deque()  # target keys where source pages ended, not requested yet
+        self._ends = deque()  # target keys just before source page ends, not requested yet
         self._position = None  # the last key pages() has given out
+        self._used_from = None  # the StartAfter of the answer pages() used last
         self._read_ahead = False
         self._finished = False
         with self._lock:
@@ -176,12 +182,13 @@ class TargetListing:
     # ------------------------------------------------------------ source side
 
     def follow(self, source_pages):
-        """Yield the source's pages, noting where each truncated one ends."""
+        """Yield the source's pages, noting where each truncated one ends (a margin before its last key)."""
         for page in source_pages:
             contents = page.get("Contents")
             if page.get("IsTruncated") and contents:
                 try:
-                    end = remap_key(contents[-1]["Key"], self._source_prefix, self._prefix)
+                    end = remap_key(contents[max(0, len(contents) - 1 - self._margin)]["Key"], self._source_prefix,
+                                    self._prefix)
                 except ValueError:
                     end = None  # a key outside the source prefix: the plan refuses the page, nothing to read ahead
                 with self._lock:
@@ -211,6 +218,11 @@ class TargetListing:
             if self._worth_reading_ahead(after):
                 self._request(after)
 
+    def _pending_within(self, start, key):
+        """An answer not in yet that starts after ``start`` and before ``key`` (None: there is none)."""
+        return next((a for a in self._answers.values() if not a.done.is_set() and a.after is not None
+                     and (start is None or a.after > start) and a.after < key), None)
+
     def _answer_reaching_past(self, key):
         """An answer in that starts before ``key`` and reaches past it: the chain goes on from there."""
         return next((a for a in self._answers.values() if (a.after is None or a.after < key) and a.reaches_beyond(key)),
@@ -233,25 +245,35 @@ class TargetListing:
             if answer.error is None and answer.truncated and not self._finished:
                 if answer.after is None:
                     self._read_ahead = True
-                # the chain's own next link, unless it is asked for already
-                if answer.keys and len(self._answers) < self._depth and self._worth_reading_ahead(answer.keys[-1]):
-                    self._request(answer.keys[-1])
                 self._top_up()
+                # the chain's own next link, unless it is asked for already or an answer on its way will most likely
+                # serve it (it starts between this answer's start and its last key)
+                link = answer.keys[-1] if answer.keys else None
+                if link is not None and len(self._answers) < self._depth and self._worth_reading_ahead(link) \
+                        and self._pending_within(answer.after, link) is None:
+                    self._request(link)
         answer.done.set()
 
     # ------------------------------------------------------------ consumer side
 
     def _next_answer(self):
+        """The answer to read next, and whether it is one: else an answer to wait for before looking again."""
         with self._lock:
             position = self._position
             answer = self._answers.get(position)
             if answer is None and position is not None:
                 answer = self._answer_reaching_past(position)
-            return answer or self._request(position)
+                pending = None if answer else self._pending_within(self._used_from, position)
+                if pending is not None:
+                    # a read-ahead that starts within the page just used is on its way and most likely reaches past
+                    # the position: wait for it rather than send the same request again
+                    return pending, False
+            return answer or self._request(position), True
 
     def _used(self, answer, last_key):
         with self._lock:
             self._answers.pop(answer.after, None)
+            self._used_from = answer.after
             if last_key is not None:
                 self._position = last_key
             if not answer.truncated:
@@ -268,8 +290,10 @@ class TargetListing:
     def pages(self):
         """The target's ListObjectsV2 pages (``Contents`` only), each key once, in key order."""
         while True:
-            answer = self._next_answer()
+            answer, usable = self._next_answer()
             answer.done.wait()
+            if not usable:
+                continue
             if answer.error is not None:
                 if isinstance(answer.error, (BotoCoreError, ClientError)):
                     raise ListingError("target", self._bucket, answer.error)

@@ -23,9 +23,10 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_
 class Listed:
     """ListObjectsV2 semantics over sorted keys (Prefix, StartAfter, MaxKeys), recording every call."""
 
-    def __init__(self, keys, delay=0.0, seed=0, fail_after=(), order=None):
+    def __init__(self, keys, delay=0.0, seed=0, fail_after=(), order=None, first_delay=0.0):
         self.keys = sorted(keys) if order is None else order
         self.delay = delay
+        self.first_delay = first_delay  # the first page (no StartAfter) takes this long
         self.rng = random.Random(seed)
         self.fail_after = set(fail_after)
         self.calls = []
@@ -34,7 +35,7 @@ class Listed:
     def list_objects_v2(self, Bucket, MaxKeys, Prefix="", StartAfter=None):  # noqa: N803 - boto3's names
         with self.lock:
             self.calls.append(StartAfter)
-            pause = self.rng.random() * self.delay
+            pause = self.rng.random() * self.delay + (self.first_delay if StartAfter is None else 0.0)
         time.sleep(pause)
         if StartAfter in self.fail_after:
             raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "ListObjectsV2")
@@ -100,6 +101,33 @@ def test_the_same_keys_cost_one_request_a_page(page_size):
     got, _listing = run(keys, target, page_size=page_size, source_prefix="a/", target_prefix="b/")
     assert got == sorted(target.keys)
     assert sorted(target.calls, key=str) == sorted([None] + got[page_size - 1:-1:page_size], key=str)
+
+
+@pytest.mark.parametrize("extra", [1, 2, 5])
+def test_a_few_extra_target_keys_still_cost_one_request_a_page(extra):
+    # s3_mirror's trash manifest sorts before "uploads/": every target page then ends a key before the source's.
+    # Reading ahead at the source's page ends exactly, each of those answers would start past the chain's position,
+    # go unused, and the chain would ask again for each page, one at a time.
+    keys = ["uploads/%04d" % i for i in range(400)]
+    target = Listed(["_trash/%d" % i for i in range(extra)] + keys, first_delay=0.2)
+    got, _listing = run(keys, target, page_size=100, depth=8)
+    assert got == sorted(target.keys)
+    assert len(target.calls) == len(set(target.calls)) == target_pages(target.keys, 100)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_targets_with_large_pages_are_listed_exactly(seed):
+    # pages of 20 keys and more read ahead a margin before the source's page ends
+    rng = random.Random(seed)
+    source_keys = ["k%04d" % i for i in range(rng.randint(0, 600)) if rng.random() < 0.9]
+    target_keys = [k for k in source_keys if rng.random() < rng.choice((0.5, 0.99, 1.0))]
+    target_keys += {"k%04d+" % rng.randint(0, 700) for _ in range(rng.randint(0, 30))}
+    target = Listed(target_keys, delay=0.002, seed=seed)
+    page_size = rng.choice((20, 40, 100))
+    got, listing = run(source_keys, target, page_size=page_size, depth=rng.choice((1, 4, 8)))
+    assert got == sorted(set(target_keys))
+    assert len(target.calls) == len(set(target.calls)) == listing.requests
+    assert len(target.calls) <= target_pages(target_keys, page_size) + 2 * max(0, target_pages(source_keys, page_size) - 1)
 
 
 def test_an_empty_target_costs_one_request():
