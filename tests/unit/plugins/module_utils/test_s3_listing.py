@@ -121,7 +121,7 @@ def test_random_targets_with_large_pages_are_listed_exactly(seed):
     rng = random.Random(seed)
     source_keys = ["k%04d" % i for i in range(rng.randint(0, 600)) if rng.random() < 0.9]
     target_keys = [k for k in source_keys if rng.random() < rng.choice((0.5, 0.99, 1.0))]
-    target_keys += {"k%04d+" % rng.randint(0, 700) for _ in range(rng.randint(0, 30))}
+    target_keys += {"k%04d+" % rng.randint(0, 700) for _extra in range(rng.randint(0, 30))}
     target = Listed(target_keys, delay=0.002, seed=seed)
     page_size = rng.choice((20, 40, 100))
     got, listing = run(source_keys, target, page_size=page_size, depth=rng.choice((1, 4, 8)))
