@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import directus_fixture as fx
+from sandbox.tcp_rewrite import RewritingProxy
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +34,8 @@ BIN = Path(sys.executable).parent
 DB = "directus"
 BULK_OBJECTS = 2000
 BULK_ROWS = 300_000
+#: bytes a second from staging's database: the 300,000 rows (about 70 MB of row literals) take at least 4 s
+SOURCE_RATE = 16_000_000
 # what the action plugin prints: what the module does, done of total, rate, elapsed, ETA
 LINE = re.compile(r"^(?P<module>s3_mirror|directus_db_replicate|cloudfront_invalidate): (?P<phase>[^:(]+?)"
                   r"(?: \((?P<detail>[^)]*)\))?: (?P<done>[\d,]+)/(?P<total>[\d,?]+) (?P<unit>\w+)(?: \(\d+%\))?"
@@ -96,15 +100,33 @@ def result_arrival(task_lines):
     return next(arrival for arrival, line in task_lines if line.startswith(("ok: [", "changed: [")))
 
 
+def inventory_with_source_port(sandbox, port, directory):
+    """A copy of the sandbox's inventory whose staging database is reached on ``port``."""
+    shutil.copytree(sandbox.inventory_dir, directory)
+    path = directory / "host_vars" / "staging" / "vars.yml"
+    plain = json.loads(path.read_text())   # the sandbox writes its YAML as JSON
+    plain["directus_db_port"] = port
+    path.write_text(json.dumps(plain))
+    return directory / "hosts.yml"
+
+
 @pytest.fixture(scope="module")
-def promotion(sandbox):
-    """Staging with BULK_OBJECTS more assets and a BULK_ROWS-row table, promoted with a 1 s interval."""
+def promotion(sandbox, tmp_path_factory):
+    """Staging with BULK_OBJECTS more assets and a BULK_ROWS-row table, promoted with a 1 s interval.
+
+    Staging's database is reached through a link of SOURCE_RATE: the table copy then lasts several intervals
+    however fast the machine (on a fast one it took under two and printed one line)."""
     fx.build_environments(sandbox, DB, seed=5, content_rows=200, files=10)
     put_bulk_objects(sandbox.aws.client("s3"), sandbox.buckets["staging"], BULK_OBJECTS)
     add_bulk_table(sandbox.staging, BULK_ROWS)
-    cmd = [str(BIN / "ansible-playbook"), "playbooks/promote.yml", "-i", str(sandbox.inventory_dir / "hosts.yml"),
+    link = RewritingProxy(sandbox.staging.host, sandbox.staging.port, rate=SOURCE_RATE)
+    inventory = inventory_with_source_port(sandbox, link.port, tmp_path_factory.mktemp("progress") / "inventory")
+    cmd = [str(BIN / "ansible-playbook"), "playbooks/promote.yml", "-i", str(inventory),
            "-e", "source=staging", "-e", "target=prod", "-e", "promote_progress_interval=1"]
-    rc, lines = watch(cmd, env_of(sandbox))
+    try:
+        rc, lines = watch(cmd, env_of(sandbox))
+    finally:
+        link.close()
     if os.environ.get("PROGRESS_DEBUG"):
         Path(os.environ["PROGRESS_DEBUG"]).write_text("\n".join("%6.2f %s" % pair for pair in lines))
     return {"rc": rc, "lines": lines, "tasks": by_task(lines), "out": "\n".join(line for _a, line in lines)}

@@ -2,23 +2,28 @@
 
 Tests put it between a module and a MariaDB server to make the server answer what no honest one would,
 e.g. a row literal that is an expression. The replacement has the marker's length, so that the MySQL
-protocol's length headers stay right.
+protocol's length headers stay right. Without a marker it only forwards, and with ``rate`` it is a slow
+link: a phase that reads that many bytes lasts at least a known time, however fast the machine.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class RewritingProxy:
-    """Listens on a free loopback port; forwards to ``(host, port)``; in what comes back, ``marker`` -> ``replacement``."""
+    """Listens on a free loopback port; forwards to ``(host, port)``; in what comes back, ``marker`` -> ``replacement``.
 
-    def __init__(self, host, port, marker, replacement):
+    ``rate``: at most that many bytes a second come back on each connection."""
+
+    def __init__(self, host, port, marker=b"", replacement=b"", rate=None):
         if len(marker) != len(replacement):
             raise ValueError("the replacement must have the marker's length")
         self.target = (host, port)
         self.marker, self.replacement = marker, replacement
+        self.rate = rate
         self.rewrites = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -38,6 +43,7 @@ class RewritingProxy:
     def _pipe(self, source, sink, rewrite):
         held = b""  # the end of what was read, which may hold the start of a marker
         keep = len(self.marker) - 1
+        started, received = time.monotonic(), 0
         source.settimeout(0.02)
         try:
             while True:
@@ -51,7 +57,10 @@ class RewritingProxy:
                     continue
                 if not data:
                     break
-                if not rewrite:
+                if rewrite and self.rate:
+                    received += len(data)
+                    time.sleep(max(0.0, received / self.rate - (time.monotonic() - started)))
+                if not rewrite or not self.marker:
                     sink.sendall(data)
                     continue
                 data = held + data
