@@ -16,13 +16,15 @@ MARKER = b"00123456"
 
 
 @pytest.fixture
-def server():
-    """A one-shot server on a loopback port: sends PAYLOAD to whoever connects, then closes."""
+def server(request):
+    """A one-shot server on a loopback port: sends PAYLOAD to whoever connects (after a pause), then closes."""
+    pause = getattr(request, "param", 0.0)
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve():
         conn, _addr = listener.accept()
         with conn:
+            time.sleep(pause)
             conn.sendall(PAYLOAD)
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -43,7 +45,11 @@ def fetch(port):
     return b"".join(chunks), time.monotonic() - started
 
 
-@pytest.mark.parametrize("rate, at_least", [(None, 0.0), (3_000_000, 0.55)])
+@pytest.mark.parametrize("server, rate, at_least", [
+    (0.0, None, 0.0),
+    (0.0, 3_000_000, 0.55),   # 1.8 MB at 3 MB/s: 0.6 s
+    (0.6, 3_000_000, 1.15),   # an idle link saves up no burst: the pause, then 0.6 s
+], indirect=["server"])
 def test_without_a_marker_every_byte_comes_through_at_most_at_the_rate(server, rate, at_least):
     proxy = RewritingProxy("127.0.0.1", server, rate=rate)
     try:
@@ -51,7 +57,7 @@ def test_without_a_marker_every_byte_comes_through_at_most_at_the_rate(server, r
     finally:
         proxy.close()
     assert data == PAYLOAD and proxy.rewrites == 0
-    assert elapsed >= at_least   # 1.8 MB at 3 MB/s: 0.6 s
+    assert elapsed >= at_least
 
 
 def test_the_marker_is_rewritten_across_reads(server):

@@ -43,7 +43,7 @@ class RewritingProxy:
     def _pipe(self, source, sink, rewrite):
         held = b""  # the end of what was read, which may hold the start of a marker
         keep = len(self.marker) - 1
-        started, received = time.monotonic(), 0
+        due = time.monotonic()  # when what came so far has passed at ``rate``; an idle link saves up no burst
         source.settimeout(0.02)
         try:
             while True:
@@ -58,8 +58,9 @@ class RewritingProxy:
                 if not data:
                     break
                 if rewrite and self.rate:
-                    received += len(data)
-                    time.sleep(max(0.0, received / self.rate - (time.monotonic() - started)))
+                    now = time.monotonic()
+                    due = max(due, now) + len(data) / self.rate
+                    time.sleep(due - now)
                 if not rewrite or not self.marker:
                     sink.sendall(data)
                     continue
