@@ -40,7 +40,7 @@ class RewritingProxy:
             threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
             threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
 
-    def _pipe(self, source, sink, rewrite):
+    def _pipe(self, source, sink, from_server):
         held = b""  # the end of what was read, which may hold the start of a marker
         keep = len(self.marker) - 1
         due = time.monotonic()  # when what came so far has passed at ``rate``; an idle link saves up no burst
@@ -57,11 +57,11 @@ class RewritingProxy:
                     continue
                 if not data:
                     break
-                if rewrite and self.rate:
+                if from_server and self.rate:
                     now = time.monotonic()
                     due = max(due, now) + len(data) / self.rate
                     time.sleep(due - now)
-                if not rewrite or not self.marker:
+                if not from_server or not self.marker:
                     sink.sendall(data)
                     continue
                 data = held + data
