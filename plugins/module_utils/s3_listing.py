@@ -2,33 +2,40 @@
 # Copyright (c) 2026, casper.directus_promote contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The two ListObjectsV2 listings s3_mirror plans on: the source in one chain, the target read ahead.
+"""The two ListObjectsV2 listings s3_mirror plans on, each read ahead at guessed page starts.
 
-A listing is a chain of pages: the next request can only be sent once the
-page before it is in. The source is listed that way. For the target, the
-source's pages say where the target's pages most likely end: after a first
-mirror both buckets hold the same keys, so each source page ends at a key the
-target holds too. TargetListing sends ``ListObjectsV2(StartAfter=<that key>)``
-for the target as soon as the source page is in, several at once, instead of
-waiting for the target page before it. It asks a little before the page end
-(a twentieth of a page): a target with a few keys the source lacks (s3_mirror's
-own trash manifest, say) ends its pages that many keys earlier, and an answer
-that starts before the chain's position still serves it; one that starts after
-it would be useless, and the chain would fall back to one request at a time.
+A listing is a chain of pages: asked one after the other, the next request
+can only be sent once the page before it is in, and a bucket of 100 pages
+costs 100 round trips. ReadAheadListing sends ``ListObjectsV2(StartAfter=k)``
+for keys ``k`` where later pages most likely begin, several at once, before the
+chain gets there. The guesses come from two places:
 
-That guess never decides what the plan sees. The target is read as a chain of
+- The keys of the first page. Directus names each file by a random UUID, so
+  below a common stem (the storage root) keys are spread evenly over the hex
+  digits: the first page's share of that range says how many keys follow and
+  where each following page begins (``id_guesses``). Keys that are not hex ids
+  give no such guesses.
+- For the target, the source's pages: after a first mirror both buckets hold
+  the same keys, so each source page ends at a key the target holds too. The
+  guess is a little before the page end (a twentieth of a page): a target with
+  a few keys the source lacks (s3_mirror's own trash manifest, say) ends its
+  pages that many keys earlier, and an answer that starts before the chain's
+  position still serves it; one that starts after it would be useless.
+
+A guess never decides what the plan sees. The listing is read as a chain of
 answers, each one taken up exactly where the keys read so far end: an answer
 is used when its StartAfter is the last key read, or when it starts before
 that key and reaches beyond it (its keys up to there are skipped); otherwise
 the request for that key is sent then. An answer that is not truncated holds
-every key after its StartAfter, and ends the listing. So a target with more,
-fewer or other keys than the source costs a few extra requests, never a key.
+every key after its StartAfter, and ends the listing. So a bucket with more,
+fewer or other keys than guessed costs a few extra requests, never a key.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_right
+from os.path import commonprefix
 from collections import deque
 from queue import Full, Queue
 
@@ -59,27 +66,44 @@ class ListingError(Exception):
         return "Cannot list the %s bucket %r: %s" % (self.side, self.bucket, aws_error_message(self.exc))
 
 
-def listing_pages(client, side, bucket, prefix):
-    """ListObjectsV2 pages, one at a time, errors turned into a ListingError.
+HEX_DIGITS = "0123456789abcdef"
+ID_DIGITS = 8  # a UUID's first group: where the keys' spread is read from
+PAGE_SPACING = 0.85  # guesses are this many estimated pages apart, so that each answer most likely reaches the next
+MAX_GUESSES = 10000
 
-    botocore's paginator ends quietly at a page that says IsTruncated but
-    carries no NextContinuationToken: a plan on the keys read so far would
-    delete the rest from the target. Such a page is a ListingError.
+
+def id_guesses(keys, prefix, page_size, limit=MAX_GUESSES):
+    """StartAfter keys where the pages after a first page of random hex ids most likely begin.
+
+    ``keys`` is the first page (truncated, in key order) of a listing under
+    ``prefix``. Below the stem its second half shares (hex digits not counted),
+    nine keys in ten must go on with ``ID_DIGITS`` lowercase hex digits, as
+    Directus' UUID file names do (a few others, such as s3_mirror's trash
+    manifest, may sort among them); else there is no guess. The first guess is
+    the page's last key (the chain's own next link), the others follow every
+    ``PAGE_SPACING`` estimated pages up to the end of the hex range, at most
+    ``limit`` in all.
     """
-    kwargs = {"Bucket": bucket, "PaginationConfig": {"PageSize": PAGE_SIZE}}
-    if prefix:
-        kwargs["Prefix"] = prefix
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
-            if page.get("IsTruncated") and not page.get("NextContinuationToken"):
-                contents = page.get("Contents") or ()
-                raise ListingError(side, bucket, RuntimeError(
-                    "the server answered a truncated page (IsTruncated=true) without a continuation token%s, so the "
-                    "rest of the listing cannot be asked for; refusing to plan on part of it" % (
-                        " after key %r" % contents[-1]["Key"] if contents else "")))
-            yield page
-    except (BotoCoreError, ClientError) as exc:
-        raise ListingError(side, bucket, exc) from exc
+    if len(keys) < 2:
+        return []
+    stem = commonprefix([keys[len(keys) // 2], keys[-1]]).rstrip(HEX_DIGITS)
+    if len(stem) < len(prefix):
+        stem = prefix
+    values = []
+    for key in keys:
+        digits = key[len(stem):len(stem) + ID_DIGITS] if key.startswith(stem) else ""
+        values.append(int(digits, 16) if len(digits) == ID_DIGITS and not digits.strip(HEX_DIGITS) else None)
+    last = values[-1]  # the guesses start after the last key: it must be an id
+    values = [value for value in values if value is not None]
+    if last is None or len(values) < 0.9 * len(keys) or last <= values[0]:
+        return []
+    step = max(1, int(PAGE_SPACING * page_size * (last - values[0]) / (len(values) - 1)))
+    guesses = [keys[-1]]
+    value = last + step
+    while value < 16 ** ID_DIGITS and len(guesses) < limit:
+        guesses.append("%s%0*x" % (stem, ID_DIGITS, value))
+        value += step
+    return guesses
 
 
 _DONE = object()
@@ -145,18 +169,19 @@ class _Answer:
         return self.done.is_set() and self.error is None and (not self.truncated or (self.keys and self.keys[-1] > key))
 
 
-class TargetListing:
-    """The target bucket's pages in key order, read ahead at the source listing's page ends.
+class ReadAheadListing:
+    """A bucket's pages in key order, read ahead at guessed page starts.
 
-    ``pages()`` is consumed by one thread (the plan's merge). ``follow()`` wraps
-    the source's pages and is iterated by another (the source's prefetch). At
-    most ``depth`` answers are requested and not yet used; the first request
-    goes out when the object is created, and reading ahead starts only once
-    that first answer showed the target has more than one page.
+    ``pages()`` is consumed by one thread (the plan's merge). ``follow()``, for
+    the target, wraps the source's pages and is iterated by another (the
+    source's prefetch). At most ``depth`` answers are requested and not yet
+    used; the first request goes out when the object is created, and reading
+    ahead starts only once that first answer showed more than one page.
     """
 
-    def __init__(self, client, bucket, prefix, source_prefix, depth, page_size=PAGE_SIZE):
+    def __init__(self, client, side, bucket, prefix, depth, source_prefix=None, page_size=PAGE_SIZE):
         self._client = client
+        self._side = side
         self._page_size = page_size
         self._bucket = bucket
         self._prefix = prefix
@@ -166,7 +191,8 @@ class TargetListing:
         self._lock = threading.Lock()
         self._answers = {}  # StartAfter -> _Answer, requested and not used up
         self._asked = set()  # every StartAfter requested: none is read ahead twice
-        self._ends = deque()  # target keys just before source page ends, not requested yet
+        self._ends = deque()  # guessed page starts, in key order, not requested yet
+        self._guessed = False  # the first page gave id guesses: the source's page ends are not needed
         self._position = None  # the last key pages() has given out
         self._used_from = None  # the StartAfter of the answer pages() used last
         self._read_ahead = False
@@ -192,7 +218,7 @@ class TargetListing:
                 except ValueError:
                     end = None  # a key outside the source prefix: the plan refuses the page, nothing to read ahead
                 with self._lock:
-                    if end is not None and not self._finished:
+                    if end is not None and not self._finished and not self._guessed:
                         self._ends.append(end)
                         self._top_up()
             yield page
@@ -245,6 +271,10 @@ class TargetListing:
             if answer.error is None and answer.truncated and not self._finished:
                 if answer.after is None:
                     self._read_ahead = True
+                    guesses = id_guesses(answer.keys, self._prefix, self._page_size)
+                    if guesses:
+                        self._guessed = True
+                        self._ends = deque(guesses)
                 self._top_up()
                 # the chain's own next link, unless it is asked for already or an answer on its way will most likely
                 # serve it (it starts between this answer's start and its last key)
@@ -288,7 +318,7 @@ class TargetListing:
             self._top_up()
 
     def pages(self):
-        """The target's ListObjectsV2 pages (``Contents`` only), each key once, in key order."""
+        """The bucket's ListObjectsV2 pages (``Contents``, ``IsTruncated``), each key once, in key order."""
         while True:
             answer, usable = self._next_answer()
             answer.done.wait()
@@ -296,20 +326,20 @@ class TargetListing:
                 continue
             if answer.error is not None:
                 if isinstance(answer.error, (BotoCoreError, ClientError)):
-                    raise ListingError("target", self._bucket, answer.error)
+                    raise ListingError(self._side, self._bucket, answer.error)
                 raise answer.error
             keys = answer.keys
             # the server's order decides which keys an answer skips: it must be the order the plan assumes
             disorder = next((i for i in range(len(keys) - 1) if keys[i] >= keys[i + 1]), None)
             if disorder is not None:
-                raise PlanError("the target listing is not in UTF-8 binary key order (%r after %r); refusing to plan on it"
-                                % (keys[disorder + 1], keys[disorder]))
+                raise PlanError("the %s listing is not in UTF-8 binary key order (%r after %r); refusing to plan on it"
+                                % (self._side, keys[disorder + 1], keys[disorder]))
             start = 0 if answer.after == self._position else bisect_right(keys, self._position)
             if start == len(keys) and answer.truncated:
-                raise ListingError("target", self._bucket, RuntimeError(
+                raise ListingError(self._side, self._bucket, RuntimeError(
                     "the server answered a truncated page without keys after %r" % (self._position,)))
             self._used(answer, keys[-1] if start < len(keys) else None)
             if start < len(keys):
-                yield {"Contents": answer.contents[start:]}
+                yield {"Contents": answer.contents[start:], "IsTruncated": answer.truncated}
             if not answer.truncated:
                 return

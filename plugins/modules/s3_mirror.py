@@ -543,8 +543,7 @@ from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash i
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_trash_plan import new_run_id, protect_matcher
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_listing import (
     ListingError,
-    TargetListing,
-    listing_pages,
+    ReadAheadListing,
     prefetched,
 )
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import (
@@ -579,7 +578,7 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 DELETE_BATCH = 1000
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
-#: ListObjectsV2 answers of the target requested ahead of the merge, at most
+#: ListObjectsV2 answers of each listing requested ahead of the merge, at most
 LISTING_READ_AHEAD = 8
 #: bytes that copy_method=stream holds in memory at once (objects and parts in transit), at most
 STREAM_BUFFER = 256 * MIB
@@ -1064,10 +1063,12 @@ def main():
     trash = MirrorTrash(module, target_client, run_id)
     trash.read_ahead()
     try:
-        # the target is read ahead at the keys where the source's pages end (s3_listing explains why that is safe)
+        # both listings read ahead at guessed page starts (s3_listing explains why that is safe)
         read_ahead = min(workers, LISTING_READ_AHEAD)
-        target_listing = TargetListing(target_client, target_bucket, target_prefix, source_prefix, read_ahead)
-        source_pages = target_listing.follow(listing_pages(source_client, "source", source_bucket, source_prefix))
+        target_listing = ReadAheadListing(target_client, "target", target_bucket, target_prefix, read_ahead,
+                                          source_prefix=source_prefix)
+        source_listing = ReadAheadListing(source_client, "source", source_bucket, source_prefix, read_ahead)
+        source_pages = target_listing.follow(source_listing.pages())
         source = iter_listing(prefetched(source_pages, depth=read_ahead + 1), source_prefix, selected, "source listing")
         target = iter_listing(target_listing.pages(), target_prefix, selected, "target listing")
         plan = build_plan(source, target, params["mode"])

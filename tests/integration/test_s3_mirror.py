@@ -10,6 +10,7 @@ import datetime
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -423,6 +424,61 @@ def test_the_target_read_ahead_plans_on_exactly_the_targets_keys(sandbox, paged_
     s3.create_bucket(Bucket=dst)
     plan_on(s3, run_module, conn(sandbox, recording_proxy.url), paged_source, dst, TARGET_VARIANTS[variant](PAGED_KEYS),
             recording_proxy)
+
+
+def list_requests(proxy, bucket):
+    """The StartAfter of each ListObjectsV2 request the proxy saw for ``bucket`` (None: the first page)."""
+    queries = [parse_qs(r.query) for r in proxy.requests if r.method == "GET" and r.path == "/" + bucket]
+    return [query.get("start-after", [None])[0] for query in queries if "list-type" in query]
+
+
+@pytest.fixture(scope="module")
+def directus_source(sandbox):
+    """A Directus storage of 2,000 files and 600 transformations (2,600 objects, three pages)."""
+    s3 = sandbox.aws.client("s3")
+    src = unique("directus")
+    s3.create_bucket(Bucket=src)
+    put_many(s3, src, ["uploads/" + key for key in directus_objects(2000, 300)], body=lambda key: key[-12:].encode())
+    return src
+
+
+def test_directus_keys_are_listed_at_guessed_page_starts(sandbox, directus_source, buckets, run_module, recording_proxy):
+    # UUID file names spread evenly over the hex range: after the first page, the pages after it are asked for at
+    # once, at the keys where they most likely begin, and the plan is exactly the buckets' keys all the same.
+    s3 = sandbox.aws.client("s3")
+    _src, dst = buckets
+    args = dict(conn(sandbox, recording_proxy.url), source_bucket=directus_source, target_bucket=dst,
+                source_prefix="uploads/", target_prefix="prod/")
+    first = run_module(MODULE, args)
+    assert not first.get("failed"), first.get("msg")
+    assert first["counts"]["copied"] == 2600
+    source_lists = list_requests(recording_proxy, directus_source)
+    assert source_lists[0] is None and len(set(source_lists)) == len(source_lists) <= 3 / 0.85 + 3, source_lists
+    assert any(re.fullmatch(r"uploads/[0-9a-f]{8}", after or "") for after in source_lists), source_lists
+    assert contents(s3, dst, "prod/") == contents(s3, directus_source, "uploads/")
+
+    recording_proxy.clear()
+    again = run_module(MODULE, args)
+    assert again["changed"] is False and again["counts"]["unchanged"] == 2600 and writes(recording_proxy) == []
+    target_lists = list_requests(recording_proxy, dst)
+    assert any(re.fullmatch(r"prod/[0-9a-f]{8}", after or "") for after in target_lists), target_lists
+    assert len(set(target_lists)) == len(target_lists) <= 3 / 0.85 + 3, target_lists
+
+
+def test_a_directus_target_with_other_keys_is_planned_on_exactly(sandbox, directus_source, buckets, run_module):
+    s3 = sandbox.aws.client("s3")
+    _src, dst = buckets
+    source = ["uploads/" + key for key in directus_objects(2000, 300)]
+    # a production with every third object missing, 1,500 files of its own, and keys that are no ids
+    target = [key for i, key in enumerate(source) if i % 3] + [
+        "uploads/" + key for key in directus_objects(3500, 0)[2000:]] + ["uploads/_notes/%d.txt" % i for i in range(20)]
+    put_many(s3, dst, target, body=lambda key: key[-12:].encode())
+    result = run_module(MODULE, dict(conn(sandbox), source_bucket=directus_source, target_bucket=dst, force_delete=True),
+                        check=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["plan"]["to_copy"] == len(set(source) - set(target))
+    assert result["plan"]["unchanged"] == len(set(source) & set(target))
+    assert result["plan"]["to_delete"] == len(set(target) - set(source)) == 1520
 
 
 # ---------------------------------------------------------------- errors

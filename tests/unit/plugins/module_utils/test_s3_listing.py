@@ -1,4 +1,4 @@
-"""TargetListing: the target's pages, read ahead at the source's page ends, must be exactly the target's keys.
+"""ReadAheadListing: a bucket's pages, read ahead at guessed page starts, must be exactly the bucket's keys.
 
 The S3 side is an in-process ListObjectsV2 over a sorted key list, with
 random delays, so that answers arrive in every order; the tests over HTTP
@@ -7,14 +7,14 @@ random delays, so that answers arrive in every order; the tests over HTTP
 
 from __future__ import annotations
 
+import bisect
 import random
+import re
 import threading
 import time
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
 
 from ansible_collections.casper.directus_promote.plugins.module_utils import s3_listing as L
 from ansible_collections.casper.directus_promote.plugins.module_utils.s3_mirror_plan import PlanError
@@ -52,8 +52,9 @@ def source_pages(keys, page_size, prefix=""):
 
 
 def run(source_keys, target, page_size=3, depth=4, source_prefix="", target_prefix=""):
-    """Drive a TargetListing as s3_mirror does: the source through follow() in its own thread, the target merged."""
-    listing = L.TargetListing(target, "dst", target_prefix, source_prefix, depth, page_size=page_size)
+    """Drive a target ReadAheadListing as s3_mirror does: the source through follow() in its own thread, the target merged."""
+    listing = L.ReadAheadListing(target, "target", "dst", target_prefix, depth, source_prefix=source_prefix,
+                                 page_size=page_size)
     source = L.prefetched(listing.follow(source_pages(source_keys, page_size, source_prefix)), depth=depth + 1)
     got = []
     for page in listing.pages():
@@ -147,7 +148,7 @@ def test_reading_ahead_starts_at_once_when_the_target_has_more_pages():
     # the answers for the first source page ends are requested already.
     keys = ["k%03d" % i for i in range(30)]
     target = Listed(keys)
-    listing = L.TargetListing(target, "dst", "", "", 4, page_size=3)
+    listing = L.ReadAheadListing(target, "target", "dst", "", 4, source_prefix="", page_size=3)
     list(listing.follow(source_pages(keys, 3)))
     deadline = time.monotonic() + 5
     while len(target.calls) < 4 and time.monotonic() < deadline:
@@ -188,30 +189,129 @@ def test_a_truncated_page_without_keys_is_an_error_not_a_loop():
         run(["k1"], Empty([]))
 
 
-# ---------------------------------------------------------------- the source listing (botocore's paginator)
+# ---------------------------------------------------------------- guesses from the first page's ids
 
-def stubbed_pages(*pages):
-    """listing_pages() over a real S3 client whose ListObjectsV2 answers are ``pages``, in order."""
-    client = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example-secret",
-                                   region_name="us-east-1").client("s3")
-    with Stubber(client) as stub:
-        for page in pages:
-            stub.add_response("list_objects_v2", page)
-        yield from L.listing_pages(client, "source", "src", "")
+def uuid_keys(count, seed=0, stem="uploads/", thumbnails=0):
+    """Directus' file names: ``<uuid>.jpg``, and ``<uuid>__<hash>.jpg`` transformations beside some."""
+    rng = random.Random(seed)
+    ids = ["%s-%s-4%s-%s-%s" % tuple(("%032x" % rng.getrandbits(128))[a:b] for a, b in ((0, 8), (8, 12), (13, 16), (16, 20), (20, 32)))
+           for _i in range(count)]
+    return sorted([stem + i + ".jpg" for i in ids] + [stem + i + "__a1b2.jpg" for i in ids[:thumbnails]])
 
 
-def test_the_source_listing_follows_continuation_tokens():
-    pages = list(stubbed_pages({"Contents": [{"Key": "a"}], "IsTruncated": True, "NextContinuationToken": "t1"},
-                               {"Contents": [{"Key": "b"}], "IsTruncated": False}))
-    assert [obj["Key"] for page in pages for obj in page["Contents"]] == ["a", "b"]
+def test_guesses_start_at_the_last_key_and_step_about_a_page_over_the_hex_range():
+    keys = uuid_keys(10000)
+    guesses = L.id_guesses(keys[:1000], "", 1000)
+    assert guesses[0] == keys[999]
+    assert guesses == sorted(guesses) and len(set(guesses)) == len(guesses)
+    assert all(re.fullmatch(r"uploads/[0-9a-f]{8}", guess) for guess in guesses[1:])
+    assert int(guesses[-1][8:], 16) < 16 ** 8 <= int(guesses[-1][8:], 16) + (int(guesses[2][8:], 16) - int(guesses[1][8:], 16))
+    # 9,000 keys after the first page, a guess every 0.85 estimated pages
+    assert 9 / L.PAGE_SPACING - 2 <= len(guesses) - 1 <= 9 / L.PAGE_SPACING + 2
+    # how many keys lie between two guesses: about 850, as estimated
+    starts = [bisect.bisect_right(keys, guess) for guess in guesses[1:]]
+    between = [b - a for a, b in zip(starts, starts[1:])]
+    assert 750 <= min(between) and max(between) <= 950, between
 
 
-def test_a_source_page_truncated_without_a_token_is_a_listing_error_not_the_end():
-    # botocore's paginator would end here without an error, with the rest of the source unlisted
-    pages = stubbed_pages({"Contents": [{"Key": "a"}, {"Key": "b"}], "IsTruncated": True})
+def test_guesses_under_a_prefix_and_beside_a_few_other_keys():
+    keys = ["assets/_directus_promote_trash/run.json"] + uuid_keys(3000, seed=1, stem="assets/", thumbnails=500)
+    guesses = L.id_guesses(keys[:100], "assets/", 100)
+    assert guesses[0] == keys[99] and len(guesses) > 20
+    assert all(guess.startswith("assets/") for guess in guesses)
+
+
+@pytest.mark.parametrize("page, prefix", [
+    (["k%04d" % i for i in range(100)], ""),  # not hex ids below a stem: "k0..." (decimal counters are no ids either)
+    (["uploads/%s.jpg" % name for name in ("anna", "bert", "carl", "dora")], ""),
+    (uuid_keys(50) + ["uploads/readme.txt"], ""),  # the last key is no id
+    (uuid_keys(40) + ["uploads/x%d" % i for i in range(10)], ""),  # fewer than nine in ten ids
+    (["uploads/0000000a", "uploads/0000000a.jpg"], ""),  # no spread
+    (["uploads/0000000a"], ""),
+    ([], ""),
+])
+def test_no_guesses_when_the_keys_are_no_spread_hex_ids(page, prefix):
+    assert L.id_guesses(sorted(page), prefix, len(page) or 1) == []
+
+
+def test_a_prefix_made_of_hex_digits_stays_the_stem():
+    keys = ["cafe/%08x.jpg" % (i * 1000003) for i in range(200)]
+    guesses = L.id_guesses(["cafe" + k[4:] for k in keys][:50], "cafe", 50)
+    assert guesses and all(guess.startswith("cafe") for guess in guesses)
+
+
+def test_guesses_are_capped():
+    keys = ["%08x" % i for i in range(0, 1000)]  # dense: the estimate is billions of pages
+    guesses = L.id_guesses(keys, "", 1000, limit=50)
+    assert len(guesses) == 50 and guesses[0] == keys[-1]
+
+
+def read(listing):
+    return [obj["Key"] for page in listing.pages() for obj in page["Contents"]]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_id_buckets_are_listed_exactly(seed):
+    # uniform ids, ids denser or sparser after the first page than in it, ids with other keys among and after them
+    rng = random.Random(seed)
+    page_size = rng.choice((5, 20, 100))
+    keys = uuid_keys(rng.randint(0, 40 * page_size), seed=seed, thumbnails=rng.randint(0, 50))
+    kind = rng.choice(("uniform", "dense first", "sparse first", "others"))
+    if kind == "dense first":
+        keys = sorted(set(keys + ["uploads/00%06x" % rng.getrandbits(24) for _i in range(3 * page_size)]))
+    elif kind == "sparse first":
+        keys = [k for k in keys if k > "uploads/4" or rng.random() < 0.2]
+    elif kind == "others":
+        keys = sorted(keys + ["uploads/_trash/%d" % i for i in range(rng.randint(0, 3))] + ["z/%d" % i for i in range(rng.randint(0, 3 * page_size))])
+    bucket = Listed(keys, delay=0.002, seed=seed)
+    listing = L.ReadAheadListing(bucket, "source", "src", "uploads/" if kind != "others" else "", rng.choice((1, 4, 8)),
+                                 page_size=page_size)
+    got = read(listing)
+    assert got == [k for k in keys if kind == "others" or k.startswith("uploads/")]
+    assert len(bucket.calls) == len(set(bucket.calls)) == listing.requests
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_uniform_ids_cost_about_a_request_per_guess(seed):
+    # pages of 1,000 as S3 sends them: the first page estimates the rest within a few percent
+    keys = uuid_keys(20000, seed=seed, thumbnails=2000)
+    bucket = Listed(keys)
+    listing = L.ReadAheadListing(bucket, "source", "src", "uploads/", 8)
+    assert read(listing) == keys
+    pages = len(keys) / 1000
+    # a guess every 0.85 pages, and at most a few pages whose keys fell short of the next guess
+    assert pages <= len(bucket.calls) <= pages / L.PAGE_SPACING + 4, len(bucket.calls)
+
+
+def test_id_guesses_are_asked_for_before_the_chain_gets_there():
+    # Nobody reads the pages: the first answer alone sends the guesses, as many as the depth allows (6 answers
+    # not used yet, the first one among them).
+    keys = uuid_keys(2000, seed=3)
+    bucket = Listed(keys)
+    listing = L.ReadAheadListing(bucket, "source", "src", "", 6, page_size=100)
+    deadline = time.monotonic() + 5
+    while len(bucket.calls) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert len(bucket.calls) == 6 and bucket.calls[0] is None and bucket.calls[1] == keys[99]
+    assert all(re.fullmatch(r"uploads/[0-9a-f]{8}", after) for after in bucket.calls[2:])
+    assert read(listing) == keys
+
+
+def test_a_target_with_id_guesses_of_its_own_does_not_follow_the_source():
+    keys = uuid_keys(1200, seed=4)
+    target = Listed(keys, first_delay=0.05)
+    got, listing = run(keys, target, page_size=100, depth=8)
+    assert got == keys
+    # the target's own guesses only: none of them a source page end a margin early
+    source_ends = {keys[i * 100 + 99 - 5] for i in range(11)}
+    assert not source_ends & set(target.calls)
+    assert listing.requests <= 12 / L.PAGE_SPACING + 4
+
+
+def test_a_source_error_names_the_source():
+    keys = uuid_keys(300, seed=5)
+    bucket = Listed(keys, fail_after={keys[99]})
     with pytest.raises(L.ListingError) as info:
-        list(pages)
-    assert info.value.side == "source"
-    assert info.value.message() == (
-        "Cannot list the source bucket 'src': the server answered a truncated page (IsTruncated=true) without a "
-        "continuation token after key 'b', so the rest of the listing cannot be asked for; refusing to plan on part of it")
+        read(L.ReadAheadListing(bucket, "source", "src", "", 4, page_size=100))
+    assert info.value.side == "source" and info.value.message().startswith("Cannot list the source bucket 'src'")
