@@ -249,8 +249,8 @@ notes:
   - If an object still fails after retries, the module fails listing the failed keys, and nothing is deleted in that run;
     the next run copies only what is still missing.
   - Keys are compared in UTF-8 binary order; a listing out of that order (a broken S3-compatible server) fails the
-    run rather than risk deleting objects. So does a source listing page that says it is truncated but carries no
-    continuation token (botocore's paginator would end the listing there without an error).
+    run rather than risk deleting objects. Both listings go on from the last key read (StartAfter), so a page that says
+    it is truncated but carries no continuation token does not end them early.
 seealso:
   - module: casper.directus_promote.cloudfront_invalidate
 """
