@@ -1014,8 +1014,9 @@ def validate(params):
 
 def client_options(params, check_mode):
     """Keyword arguments of aws_client() for s3_mirror's clients."""
-    # botocore's retries max_attempts counts retries after the first attempt; the pool also serves the listings
-    options = dict(max_pool_connections=params["workers"] + LISTING_READ_AHEAD + 1, retry_mode=params["retry_mode"],
+    # botocore's retries max_attempts counts retries after the first attempt; the pool also serves both listings (one
+    # client when source and target share an account) and the trash's two reads beside them
+    options = dict(max_pool_connections=params["workers"] + 2 * LISTING_READ_AHEAD + 2, retry_mode=params["retry_mode"],
                    max_attempts=params["retry_max_attempts"] - 1)
     if not check_mode:
         # s3_mirror's own parsing shortcuts, on its own clients, in runs that write (module_utils/s3_parsing.py);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.casper.directus_promote.plugins.modules import s3_mirror
 
 
@@ -48,8 +50,16 @@ def test_defaults_for_real_world_latency():
     assert spec["retry_mode"]["default"] == "standard"
     assert "direct_requests" not in spec  # hand-signed requests relied on botocore's private internals: gone
     options = s3_mirror.client_options(params(), check_mode=False)
-    assert options["max_pool_connections"] >= 128 + s3_mirror.LISTING_READ_AHEAD
+    assert options["max_pool_connections"] >= 128 + 2 * s3_mirror.LISTING_READ_AHEAD
     assert options["retry_mode"] == "standard" and options["max_attempts"] == 9
+
+
+@pytest.mark.parametrize("workers", [1, 8, 256])
+def test_the_pool_holds_the_workers_both_listings_and_the_trash_reads(workers):
+    # source and target share one client when they share an account: a smaller pool would open and drop connections
+    read_ahead = min(workers, s3_mirror.LISTING_READ_AHEAD)
+    assert s3_mirror.client_options(params(workers=workers), check_mode=False)["max_pool_connections"] >= \
+        workers + 2 * read_ahead + 2
 
 
 def test_role_default_workers_match_the_module():
