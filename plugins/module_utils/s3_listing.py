@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
-from os.path import commonprefix
 from collections import deque
+from os.path import commonprefix
 from queue import Full, Queue
 
 from ansible_collections.casper.directus_promote.plugins.module_utils.aws import aws_error_code, aws_error_message, is_denied
